@@ -1,0 +1,103 @@
+//! The `aim` command line. With no subcommand, `aim` serves, so `cargo run --release` runs the
+//! service.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::database::Database;
+
+#[derive(Debug, Parser)]
+#[command(name = "aim", version, about = "AIM: Agent Identity Management API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API (the default). Configured by environment variables: docs/configuration.md.
+    Serve,
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// List every migration as applied or pending; exits 1 if an applied one was modified.
+    Status,
+}
+
+/// Runs the command line's choice.
+///
+/// # Errors
+/// Whatever stopped the command, with context.
+pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => crate::serve(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate { action } => {
+            let database = Database::open_shared(&config).await?;
+            let result = migrate(&config, &database, action).await;
+            let closed = database.close().await;
+            let code = result?;
+            closed?;
+            Ok(code)
+        }
+    }
+}
+
+async fn migrate(
+    config: &Config,
+    database: &Database,
+    action: MigrateAction,
+) -> anyhow::Result<ExitCode> {
+    let pool = aim_store::connect(
+        database.url(),
+        &config.pool_settings(),
+        config.db_connect_wait,
+    )
+    .await
+    .context("connecting to the database")?;
+    let code = match action {
+        MigrateAction::Up => {
+            aim_store::migrate(&pool)
+                .await
+                .context("applying migrations")?;
+            println!("all migrations applied");
+            ExitCode::SUCCESS
+        }
+        MigrateAction::Status => {
+            let statuses = aim_store::migration_status(&pool)
+                .await
+                .context("reading the migration ledger")?;
+            let mut modified = false;
+            for m in &statuses {
+                let state = match &m.state {
+                    aim_store::MigrationState::Applied { on } => {
+                        format!("applied  {}", on.format("%Y-%m-%d %H:%M:%SZ"))
+                    }
+                    aim_store::MigrationState::Pending => "pending".to_owned(),
+                    aim_store::MigrationState::Modified => {
+                        modified = true;
+                        "MODIFIED since it was applied".to_owned()
+                    }
+                };
+                println!("{:>14}  {:<24}  {state}", m.version, m.description);
+            }
+            if modified {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    };
+    pool.close().await;
+    Ok(code)
+}

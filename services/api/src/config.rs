@@ -1,0 +1,340 @@
+//! The service's configuration, read from the environment once at start-up. Nothing else in
+//! the service reads environment variables. Every variable and its default is listed in
+//! `docs/configuration.md`; a bad value stops start-up with the variable's name in the message.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+pub const DEFAULT_DATA_DIR: &str = "./.aim";
+pub const DEFAULT_AUTO_MIGRATE: bool = true;
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+/// sqlx reports server notices ("relation already exists, skipping") at INFO; they are noise.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 20;
+pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 3_000;
+pub const DEFAULT_DB_CONNECT_WAIT_MS: u64 = 30_000;
+/// The database the private cluster serves.
+pub const LOCAL_DATABASE: &str = "aim";
+/// HS256 keys shorter than the hash output weaken the signature.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Where the service runs; production refuses the conveniences of development.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+}
+
+impl FromStr for Environment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "development" => Ok(Self::Development),
+            "test" => Ok(Self::Test),
+            "production" => Ok(Self::Production),
+            _ => Err("expected development, test or production".into()),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pretty" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            _ => Err("expected pretty or json".into()),
+        }
+    }
+}
+
+/// Everything the service is told by its environment. Secrets are `SecretString`, whose `Debug`
+/// prints a placeholder, so the struct can be logged whole.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`; `None` means: run the private cluster under `data_dir`.
+    pub database_url: Option<SecretString>,
+    /// `AIM_LISTEN`: the public API.
+    pub listen: SocketAddr,
+    /// `AIM_METRICS_LISTEN`: Prometheus `/metrics`, kept off the public listener.
+    pub metrics_listen: SocketAddr,
+    /// `AIM_ENVIRONMENT`.
+    pub environment: Environment,
+    /// `JWT_SECRET`; required in production, else generated once and kept in `data_dir`.
+    pub jwt_secret: Option<SecretString>,
+    /// `AIM_DATA_DIR`: the private cluster, the generated JWT secret, later the spool.
+    pub data_dir: PathBuf,
+    /// `AIM_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `RUST_LOG`: a tracing filter such as `info,aim_api=debug`.
+    pub log_filter: String,
+    /// `AIM_AUTO_MIGRATE`: apply pending migrations at `aim serve` start.
+    pub auto_migrate: bool,
+    /// `AIM_SHUTDOWN_GRACE_MS`: one deadline for the whole shutdown.
+    pub shutdown_grace: Duration,
+    /// `AIM_LOCAL_PG_PORT`: also open the private cluster on `127.0.0.1:<port>`.
+    pub local_pg_port: Option<u16>,
+    /// `AIM_DB_MAX_CONNECTIONS`.
+    pub db_max_connections: u32,
+    /// `AIM_DB_ACQUIRE_TIMEOUT_MS`: how long a request waits for a connection before it gets
+    /// a 503.
+    pub db_acquire_timeout: Duration,
+    /// `AIM_DB_CONNECT_WAIT_MS`: how long start-up waits for the database to come up.
+    pub db_connect_wait: Duration,
+    /// `PATH`, searched for the PostgreSQL server binaries.
+    pub path_var: Option<std::ffi::OsString>,
+}
+
+/// A variable that is missing or malformed; the message names it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{name} is required: {reason}")]
+    Missing {
+        name: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let mut config = Self::from_vars(&vars)?;
+        config.path_var = std::env::var_os("PATH");
+        Ok(config)
+    }
+
+    /// Reads the given variables; the environment is never consulted, so tests can call it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad variable.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        let environment = parse(get, "AIM_ENVIRONMENT", "development")?;
+        let jwt_secret = get("JWT_SECRET").map(|s| SecretString::from(s.to_owned()));
+        match &jwt_secret {
+            Some(secret) if secret.expose_secret().len() < MIN_JWT_SECRET_BYTES => {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_SECRET",
+                    value: "<redacted>".into(),
+                    reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                });
+            }
+            None if environment == Environment::Production => {
+                return Err(ConfigError::Missing {
+                    name: "JWT_SECRET",
+                    reason: "AIM_ENVIRONMENT=production needs a secret shared by every replica",
+                });
+            }
+            _ => {}
+        }
+        Ok(Self {
+            database_url: get("DATABASE_URL").map(|s| SecretString::from(s.to_owned())),
+            listen: parse(get, "AIM_LISTEN", DEFAULT_LISTEN)?,
+            metrics_listen: parse(get, "AIM_METRICS_LISTEN", DEFAULT_METRICS_LISTEN)?,
+            environment,
+            jwt_secret,
+            data_dir: PathBuf::from(get("AIM_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR)),
+            log_format: parse(get, "AIM_LOG_FORMAT", "pretty")?,
+            log_filter: get("RUST_LOG").unwrap_or(DEFAULT_LOG_FILTER).to_owned(),
+            auto_migrate: parse_bool(get, "AIM_AUTO_MIGRATE", DEFAULT_AUTO_MIGRATE)?,
+            shutdown_grace: Duration::from_millis(parse(
+                get,
+                "AIM_SHUTDOWN_GRACE_MS",
+                &DEFAULT_SHUTDOWN_GRACE_MS.to_string(),
+            )?),
+            local_pg_port: get("AIM_LOCAL_PG_PORT")
+                .map(|_| parse(get, "AIM_LOCAL_PG_PORT", ""))
+                .transpose()?,
+            db_max_connections: parse_positive(
+                get,
+                "AIM_DB_MAX_CONNECTIONS",
+                DEFAULT_DB_MAX_CONNECTIONS,
+            )?,
+            db_acquire_timeout: Duration::from_millis(parse_positive(
+                get,
+                "AIM_DB_ACQUIRE_TIMEOUT_MS",
+                DEFAULT_DB_ACQUIRE_TIMEOUT_MS,
+            )?),
+            db_connect_wait: Duration::from_millis(parse(
+                get,
+                "AIM_DB_CONNECT_WAIT_MS",
+                &DEFAULT_DB_CONNECT_WAIT_MS.to_string(),
+            )?),
+            path_var: None,
+        })
+    }
+
+    pub fn pool_settings(&self) -> aim_store::PoolSettings {
+        aim_store::PoolSettings {
+            max_connections: self.db_max_connections,
+            acquire_timeout: self.db_acquire_timeout,
+        }
+    }
+}
+
+fn parse<'a, T>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: &str,
+) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let value = get(name).unwrap_or(default);
+    value.parse().map_err(|e: T::Err| ConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_positive<'a, T>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Default + ToString,
+    T::Err: std::fmt::Display,
+{
+    let value: T = parse(&get, name, &default.to_string())?;
+    if value <= T::default() {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: "must be greater than zero".into(),
+        });
+    }
+    Ok(value)
+}
+
+fn parse_bool<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            name,
+            value: other.to_owned(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_variables() {
+        let config = Config::from_vars(&HashMap::new()).expect("defaults are valid");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.metrics_listen.to_string(), DEFAULT_METRICS_LISTEN);
+        assert_eq!(config.environment, Environment::Development);
+        assert!(config.database_url.is_none());
+        assert!(config.auto_migrate);
+        assert_eq!(config.log_format, LogFormat::Pretty);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(config.shutdown_grace, Duration::from_millis(10_000));
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let err = Config::from_vars(&vars(&[("AIM_ENVIRONMENT", "production")]))
+            .expect_err("must refuse");
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        let secret = "x".repeat(MIN_JWT_SECRET_BYTES);
+        Config::from_vars(&vars(&[
+            ("AIM_ENVIRONMENT", "production"),
+            ("JWT_SECRET", &secret),
+        ]))
+        .expect("a long secret is accepted");
+    }
+
+    #[test]
+    fn short_jwt_secret_is_refused_without_echoing_it() {
+        let err = Config::from_vars(&vars(&[("JWT_SECRET", "hunter2")])).expect_err("too short");
+        let message = err.to_string();
+        assert!(message.contains("JWT_SECRET"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("AIM_LISTEN", "not-an-address"),
+            ("AIM_AUTO_MIGRATE", "maybe"),
+            ("AIM_LOG_FORMAT", "xml"),
+            ("AIM_SHUTDOWN_GRACE_MS", "-1"),
+            ("AIM_ENVIRONMENT", "staging"),
+            ("AIM_DB_MAX_CONNECTIONS", "0"),
+            ("AIM_LOCAL_PG_PORT", "99999"),
+        ] {
+            let err = Config::from_vars(&vars(&[(name, value)])).expect_err(name);
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://u:topsecretpw@db/aim"),
+            ("JWT_SECRET", &"s".repeat(40)),
+        ]))
+        .expect("valid");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("topsecretpw"), "{debug}");
+        assert!(!debug.contains(&"s".repeat(40)), "{debug}");
+    }
+}

@@ -1,0 +1,195 @@
+//! `ApiError`: every error the API answers, with one status per variant and one JSON envelope:
+//!
+//! ```json
+//! {"error": {"code": "not_found", "message": "…", "fields": {"name": "…"}}}
+//! ```
+//!
+//! `code` is stable and machine-readable; `message` is for people; `fields` appears on
+//! validation errors. A 5xx never carries internals: details go to the log, once, here.
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Seconds a client should wait before retrying while the database is unavailable.
+const RETRY_AFTER_S: &str = "5";
+
+/// The error code a response carries, stored in its extensions so that middleware (request
+/// logs, analytics) can read it without parsing the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (bad JSON syntax, bad query string, bad id).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 422: well-formed, but some fields are invalid; each is named.
+    #[error("invalid fields")]
+    Validation { fields: BTreeMap<String, String> },
+    /// 404: no such route, or no such object in the caller's organization.
+    #[error("not found")]
+    NotFound,
+    /// 405: the route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413: the body is over the size limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 415: a JSON body without `Content-Type: application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 503 with `Retry-After`: the database is unreachable or out of connections.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// 500: a fault on our side; the client sees a fixed message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::Validation { .. } => "validation_failed",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::BadRequest { message, .. } => message.clone(),
+            Self::Validation { .. } => "Some fields are invalid.".into(),
+            Self::NotFound => "Not found.".into(),
+            Self::MethodNotAllowed => "This method is not allowed on this route.".into(),
+            Self::PayloadTooLarge => "The request body is too large.".into(),
+            Self::UnsupportedMediaType => "Expected Content-Type: application/json.".into(),
+            Self::Unavailable(_) => "The service is temporarily unavailable; retry shortly.".into(),
+            Self::Internal(_) => "Internal server error.".into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a BTreeMap<String, String>>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            Self::Unavailable(detail) => tracing::warn!(error = %detail, "database unavailable"),
+            _ => {}
+        }
+        let status = self.status_code();
+        let code = self.code();
+        let fields = match &self {
+            Self::Validation { fields } => Some(fields),
+            _ => None,
+        };
+        let body = Envelope {
+            error: Body {
+                code,
+                message: self.public_message(),
+                fields,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+        }
+        response.extensions_mut().insert(ErrorCode(code));
+        response
+    }
+}
+
+impl From<aim_store::StoreError> for ApiError {
+    fn from(e: aim_store::StoreError) -> Self {
+        if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_a_distinct_code() {
+        let all = [
+            ApiError::bad_request("malformed_json", "x"),
+            ApiError::Validation {
+                fields: BTreeMap::new(),
+            },
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::PayloadTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::Unavailable("x".into()),
+            ApiError::Internal("x".into()),
+        ];
+        let codes: std::collections::HashSet<_> = all.iter().map(ApiError::code).collect();
+        assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let response = ApiError::Internal("password=hunter2 in a query".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode("internal_error"))
+        );
+    }
+
+    #[test]
+    fn unavailable_says_when_to_retry() {
+        let response = ApiError::Unavailable("pool timed out".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static(RETRY_AFTER_S))
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Prometheus `/metrics` on its own listener (`AIM_METRICS_LISTEN`, loopback by default), so
+//! the public listener never exposes it.
+
+use axum::Router;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::serve::spawn_tracked;
+
+/// Histograms and summaries are kept by the exporter and must be compacted now and then.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the process-wide recorder and serves it until `shutdown`.
+///
+/// # Errors
+/// When a recorder is already installed in this process.
+pub(crate) fn spawn(
+    tracker: &TaskTracker,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let handle = PrometheusBuilder::new().install_recorder()?;
+    metrics::gauge!("aim_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+
+    let upkeep = handle.clone();
+    let stop = shutdown.clone();
+    spawn_tracked(tracker, "metrics-upkeep", async move {
+        let mut ticks = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => upkeep.run_upkeep(),
+                () = stop.cancelled() => break,
+            }
+        }
+    });
+
+    let router = Router::new()
+        .route("/metrics", get(render))
+        .with_state(handle);
+    spawn_tracked(tracker, "metrics-listener", async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
+async fn render(axum::extract::State(handle): axum::extract::State<PrometheusHandle>) -> String {
+    handle.render()
+}

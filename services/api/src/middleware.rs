@@ -1,0 +1,5 @@
+//! Middleware of the public router: request ids and request logs. Each runs for every request,
+//! so each does little: no I/O, no locks.
+
+pub mod request_id;
+pub mod request_log;

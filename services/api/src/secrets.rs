@@ -1,0 +1,103 @@
+//! The JWT signing secret. Production is given one (`JWT_SECRET`, the same on every replica);
+//! elsewhere one is generated on first start and kept in `$AIM_DATA_DIR/jwt_secret` (mode 0600),
+//! so a restart still accepts the tokens it issued.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::Context;
+use secrecy::SecretString;
+
+use crate::config::{Config, MIN_JWT_SECRET_BYTES};
+
+const SECRET_FILE: &str = "jwt_secret";
+
+pub(crate) fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let path = config.data_dir.join(SECRET_FILE);
+    let secret = read_or_generate(&path)?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET is not set: using the secret generated in this data folder; \
+         set JWT_SECRET (the same on every replica) in production"
+    );
+    Ok(secret)
+}
+
+fn read_or_generate(path: &Path) -> anyhow::Result<SecretString> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => return validate(path, text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the JWT secret: {e}"))?;
+    let secret = hex::encode(bytes);
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(mut file) => {
+            file.write_all(secret.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(SecretString::from(secret))
+        }
+        // Another process on the same folder generated one first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            validate(path, text)
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+fn validate(path: &Path, text: String) -> anyhow::Result<SecretString> {
+    let trimmed = text.trim();
+    anyhow::ensure!(
+        trimmed.len() >= MIN_JWT_SECRET_BYTES,
+        "{} holds a secret shorter than {MIN_JWT_SECRET_BYTES} bytes; delete it to generate a \
+         new one (tokens issued with it stop working) or set JWT_SECRET",
+        path.display()
+    );
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn generated_secret_is_kept_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nested").join(SECRET_FILE);
+        let first = read_or_generate(&path).expect("generated");
+        assert_eq!(first.expose_secret().len(), 64);
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let second = read_or_generate(&path).expect("read back");
+        assert_eq!(first.expose_secret(), second.expose_secret());
+    }
+
+    #[test]
+    fn a_truncated_secret_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(SECRET_FILE);
+        std::fs::write(&path, "short").expect("write");
+        let err = read_or_generate(&path).expect_err("too short");
+        assert!(err.to_string().contains("shorter"), "{err}");
+    }
+}

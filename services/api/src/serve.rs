@@ -1,0 +1,146 @@
+//! `aim serve`: start-up, the two listeners, and the ordered shutdown.
+//!
+//! Shutdown order, all under one deadline (`AIM_SHUTDOWN_GRACE_MS`) that starts with the
+//! signal: stop accepting, finish in-flight requests, stop tracked background tasks, close the
+//! pool, and last stop the private cluster (in [`crate::database::Database::close`]).
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::database::Database;
+use crate::state::AppState;
+use crate::{app, metrics_server, secrets};
+
+/// How many days of `api_calls` partitions exist ahead of today.
+pub const PARTITION_DAYS_AHEAD: u64 = 7;
+
+/// Runs the service until SIGINT or SIGTERM, then shuts it down in order.
+///
+/// # Errors
+/// Any start-up step that fails (database, migrations, listeners), with context saying which.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let database = Database::open_owned(&config).await?;
+    let result = serve_on(&config, &database, shutdown).await;
+    // The cluster is stopped whether the service ran or failed to start.
+    let closed = database.close().await;
+    result.and(closed)
+}
+
+async fn serve_on(
+    config: &Config,
+    database: &Database,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = aim_store::connect(
+        database.url(),
+        &config.pool_settings(),
+        config.db_connect_wait,
+    )
+    .await
+    .context("connecting to the database")?;
+    if config.auto_migrate {
+        aim_store::migrate(&pool)
+            .await
+            .context("applying migrations")?;
+        tracing::info!("migrations applied");
+    }
+    let today = chrono::Utc::now().date_naive();
+    if let Err(e) =
+        aim_store::partitions::ensure_api_calls_partitions(&pool, today, PARTITION_DAYS_AHEAD).await
+    {
+        tracing::warn!(error = %e, "could not create api_calls partitions; the default partition takes the rows meanwhile");
+    }
+    let jwt_secret = secrets::jwt_secret(config)?;
+    let state = AppState::new(pool.clone(), config.environment, jwt_secret);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding AIM_LISTEN={}", config.listen))?;
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding AIM_METRICS_LISTEN={}", config.metrics_listen))?;
+
+    let tracker = TaskTracker::new();
+    metrics_server::spawn(&tracker, metrics_listener, shutdown.clone())?;
+
+    tracing::info!(
+        listen = %config.listen,
+        metrics = %config.metrics_listen,
+        environment = config.environment.as_str(),
+        "aim is serving; stop it with Ctrl-C or SIGTERM"
+    );
+    let server = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .into_future();
+    tokio::pin!(server);
+
+    let deadline = tokio::select! {
+        served = &mut server => {
+            served.context("serving HTTP")?;
+            Instant::now() + config.shutdown_grace
+        }
+        () = shutdown.cancelled() => {
+            let deadline = Instant::now() + config.shutdown_grace;
+            tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
+            match timeout_at(deadline, &mut server).await {
+                Ok(served) => served.context("serving HTTP")?,
+                Err(_) => tracing::warn!("requests still in flight at the shutdown deadline were cut off"),
+            }
+            deadline
+        }
+    };
+    shutdown.cancel();
+    tracker.close();
+    if timeout_at(deadline, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            still_running = tracker.len(),
+            "background tasks still running at the shutdown deadline were abandoned"
+        );
+    }
+    if timeout_at(deadline, pool.close()).await.is_err() {
+        tracing::warn!("database connections still busy at the shutdown deadline");
+    }
+    tracing::info!("stopped serving");
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops aim");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+        () = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}
+
+/// Spawns `future` on `tracker` inside a span named `name`.
+pub(crate) fn spawn_tracked<F>(tracker: &TaskTracker, name: &'static str, future: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    tracker.spawn(future.instrument(tracing::info_span!("task", name)));
+}

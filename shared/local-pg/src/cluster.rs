@@ -1,0 +1,446 @@
+//! The cluster's lifecycle: initialise once, start (or adopt a server a crash left running),
+//! hand out its URL, stop on exit.
+//!
+//! Layout under the data folder: `pg/` (the cluster), `run/` (its Unix socket, unless that
+//! path would be too long, see [`socket_dir`]), `postgres.log`, `aim.lock`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use sha2::{Digest, Sha256};
+use tokio::process::Command;
+
+use crate::Error;
+use crate::binaries::Binaries;
+use crate::lock::DataDirLock;
+use crate::privileges::RunAs;
+
+/// `sun_path` holds 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+/// The socket file is named after the port even when no TCP listener is open.
+const DEFAULT_PORT: u16 = 5432;
+const SUPERUSER: &str = "postgres";
+/// Settings aim owns are kept in their own file, rewritten at every start, so an operator's
+/// edits to `postgresql.conf` survive.
+const AIM_CONF: &str = "aim.conf";
+const START_TIMEOUT_S: &str = "60";
+const STOP_TIMEOUT_S: &str = "30";
+
+/// What the cluster should look like; read from the service's configuration.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// `$AIM_DATA_DIR`; made absolute before use.
+    pub data_dir: PathBuf,
+    /// Also listen on `127.0.0.1:<port>`; by default only the Unix socket is open.
+    pub tcp_port: Option<u16>,
+    /// The database the service uses; the caller creates it through [`LocalCluster::admin_url`].
+    pub database: String,
+    /// The `PATH` to search for the server binaries.
+    pub path_var: Option<OsString>,
+}
+
+/// How a process got hold of a cluster: as its owner (it started or adopted the server and
+/// stops it), or as a guest of another `aim` that owns it (commands such as `aim migrate
+/// status` run beside `aim serve`).
+#[derive(Debug)]
+pub enum Attached {
+    Owner(LocalCluster),
+    Guest { url: String },
+}
+
+impl Attached {
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Owner(cluster) => cluster.url(),
+            Self::Guest { url } => url,
+        }
+    }
+}
+
+/// A running private cluster owned by this process. Call [`LocalCluster::stop`] on the way out;
+/// dropping it unstopped (an early error, a panic) stops the server too, synchronously.
+#[derive(Debug)]
+pub struct LocalCluster {
+    layout: Layout,
+    binaries: Binaries,
+    run_as: Option<RunAs>,
+    url: String,
+    /// Released last, after the server has stopped, so no second process can start the same
+    /// cluster while ours is shutting down.
+    _lock: DataDirLock,
+    stopped: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Layout {
+    data_dir: PathBuf,
+    pgdata: PathBuf,
+    socket_dir: PathBuf,
+    log_file: PathBuf,
+    port: u16,
+    tcp: bool,
+    database: String,
+}
+
+impl Layout {
+    fn new(options: &ClusterOptions) -> Result<Self, Error> {
+        let data_dir = std::path::absolute(&options.data_dir)
+            .map_err(Error::io("resolving", &options.data_dir))?;
+        let port = options.tcp_port.unwrap_or(DEFAULT_PORT);
+        Ok(Self {
+            pgdata: data_dir.join("pg"),
+            socket_dir: socket_dir(&data_dir, port),
+            log_file: data_dir.join("postgres.log"),
+            port,
+            tcp: options.tcp_port.is_some(),
+            database: options.database.clone(),
+            data_dir,
+        })
+    }
+
+    fn socket_file(&self) -> PathBuf {
+        self.socket_dir.join(format!(".s.PGSQL.{}", self.port))
+    }
+
+    /// `database` is one of our own names (`aim`, `postgres`), so only the query needs encoding.
+    fn url_for(&self, database: &str) -> String {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("host", &self.socket_dir.to_string_lossy())
+            .append_pair("port", &self.port.to_string())
+            .finish();
+        format!("postgres://{SUPERUSER}@localhost/{database}?{query}")
+    }
+}
+
+/// The socket folder sits beside the cluster when its path fits in `sun_path`; otherwise under
+/// `/tmp`, named after a hash of the data folder so each data folder keeps its own.
+fn socket_dir(data_dir: &Path, port: u16) -> PathBuf {
+    let local = data_dir.join("run");
+    let socket_len = local.join(format!(".s.PGSQL.{port}")).as_os_str().len();
+    if socket_len <= MAX_SOCKET_PATH {
+        return local;
+    }
+    let digest = Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    PathBuf::from("/tmp").join(format!("aim-pg-{}", &hex::encode(digest)[..16]))
+}
+
+impl LocalCluster {
+    /// Takes the data folder's lock, then initialises the cluster if needed and starts it (or
+    /// adopts a server left running by a crash of the previous owner).
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another `aim` owns the folder; the other variants when the
+    /// binaries, the `postgres` user, the folders or the server itself fail.
+    pub async fn start(options: &ClusterOptions) -> Result<Self, Error> {
+        let layout = Layout::new(options)?;
+        create_dir(&layout.data_dir)?;
+        let lock = DataDirLock::acquire(&layout.data_dir)?;
+        Self::start_locked(options, layout, lock).await
+    }
+
+    /// Like [`LocalCluster::start`], except that a folder owned by another running `aim` is not
+    /// an error: its server is used as a guest, without starting or stopping it.
+    ///
+    /// # Errors
+    /// As [`LocalCluster::start`]; [`Error::Locked`] only when the owner's server is not up.
+    pub async fn attach(options: &ClusterOptions) -> Result<Attached, Error> {
+        let layout = Layout::new(options)?;
+        create_dir(&layout.data_dir)?;
+        match DataDirLock::acquire(&layout.data_dir) {
+            Ok(lock) => Ok(Attached::Owner(
+                Self::start_locked(options, layout, lock).await?,
+            )),
+            Err(Error::Locked { .. }) if layout.socket_file().exists() => Ok(Attached::Guest {
+                url: layout.url_for(&layout.database),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn start_locked(
+        options: &ClusterOptions,
+        layout: Layout,
+        lock: DataDirLock,
+    ) -> Result<Self, Error> {
+        let binaries = Binaries::locate(options.path_var.as_deref())?;
+        let run_as = RunAs::for_current_process()?;
+        if let Some(run_as) = &run_as {
+            run_as.check_reachable(&layout.data_dir)?;
+        }
+        let mut cluster = Self {
+            url: layout.url_for(&layout.database),
+            layout,
+            binaries,
+            run_as,
+            _lock: lock,
+            // Nothing to stop until the server is known to be running.
+            stopped: true,
+        };
+        cluster.prepare_folders()?;
+        cluster.init_if_needed().await?;
+        cluster.write_settings()?;
+        cluster.start_or_adopt().await?;
+        cluster.stopped = false;
+        Ok(cluster)
+    }
+
+    /// The service's database, through the Unix socket.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The `postgres` maintenance database, for creating the service's database.
+    pub fn admin_url(&self) -> String {
+        self.layout.url_for("postgres")
+    }
+
+    /// The cluster's folder, for messages and operators.
+    pub fn pgdata(&self) -> &Path {
+        &self.layout.pgdata
+    }
+
+    /// `127.0.0.1:<port>` when a TCP listener was asked for.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.layout.tcp.then_some(self.layout.port)
+    }
+
+    /// Stops the server with a fast shutdown (open sessions are rolled back) and waits for it.
+    ///
+    /// # Errors
+    /// [`Error::Command`] when `pg_ctl stop` fails or times out.
+    pub async fn stop(mut self) -> Result<(), Error> {
+        let output = self
+            .pg_ctl(&["stop", "-m", "fast", "-w", "-t", STOP_TIMEOUT_S])
+            .output()
+            .await
+            .map_err(Error::io("running", &self.binaries.pg_ctl))?;
+        self.stopped = true;
+        self.check("pg_ctl stop", &output)
+    }
+
+    fn prepare_folders(&self) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o700);
+        for dir in [&self.layout.pgdata, &self.layout.socket_dir] {
+            create_dir(dir)?;
+            std::fs::set_permissions(dir, private.clone()).map_err(Error::io("securing", dir))?;
+        }
+        if !self.layout.log_file.exists() {
+            std::fs::write(&self.layout.log_file, b"")
+                .map_err(Error::io("creating", &self.layout.log_file))?;
+        }
+        if let Some(run_as) = &self.run_as {
+            run_as.give(&self.layout.pgdata)?;
+            run_as.give(&self.layout.socket_dir)?;
+            run_as.give(&self.layout.log_file)?;
+        }
+        Ok(())
+    }
+
+    async fn init_if_needed(&self) -> Result<(), Error> {
+        let pgdata = &self.layout.pgdata;
+        if pgdata.join("PG_VERSION").exists() {
+            return Ok(());
+        }
+        let empty = std::fs::read_dir(pgdata)
+            .map_err(Error::io("reading", pgdata))?
+            .next()
+            .is_none();
+        if !empty {
+            return Err(Error::NotAClusterFolder {
+                path: pgdata.clone(),
+            });
+        }
+        tracing::info!(pgdata = %pgdata.display(), "initialising a private PostgreSQL cluster");
+        let mut initdb = self.command(&self.binaries.initdb);
+        initdb.arg("-D").arg(pgdata).args([
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]);
+        let output = initdb
+            .output()
+            .await
+            .map_err(Error::io("running", &self.binaries.initdb))?;
+        self.check("initdb", &output)?;
+
+        let conf = pgdata.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).map_err(Error::io("reading", &conf))?;
+        text.push_str(&format!("\ninclude_if_exists = '{AIM_CONF}'\n"));
+        std::fs::write(&conf, text).map_err(Error::io("writing", &conf))
+    }
+
+    fn write_settings(&self) -> Result<(), Error> {
+        let listen = if self.layout.tcp { "127.0.0.1" } else { "" };
+        let socket_dir = self.layout.socket_dir.to_string_lossy().replace('\'', "''");
+        let text = format!(
+            "# Written by aim at every start. Put your own settings in postgresql.conf.\n\
+             listen_addresses = '{listen}'\n\
+             port = {port}\n\
+             unix_socket_directories = '{socket_dir}'\n",
+            port = self.layout.port,
+        );
+        let path = self.layout.pgdata.join(AIM_CONF);
+        std::fs::write(&path, text).map_err(Error::io("writing", &path))?;
+        if let Some(run_as) = &self.run_as {
+            run_as.give(&path)?;
+        }
+        Ok(())
+    }
+
+    async fn start_or_adopt(&self) -> Result<(), Error> {
+        let status = self
+            .pg_ctl(&["status"])
+            .output()
+            .await
+            .map_err(Error::io("running", &self.binaries.pg_ctl))?;
+        if status.status.success() {
+            if self.layout.socket_file().exists() {
+                tracing::warn!(
+                    pgdata = %self.layout.pgdata.display(),
+                    "adopting a PostgreSQL server left running by a previous aim process"
+                );
+                return Ok(());
+            }
+            // Running with other settings than ours (say, an older socket folder): restart it
+            // so it listens where our URL points.
+            tracing::warn!("restarting a leftover PostgreSQL server with the current settings");
+            let output = self
+                .pg_ctl(&["stop", "-m", "fast", "-w", "-t", STOP_TIMEOUT_S])
+                .output()
+                .await
+                .map_err(Error::io("running", &self.binaries.pg_ctl))?;
+            self.check("pg_ctl stop", &output)?;
+        }
+        let mut start = self.pg_ctl(&["start", "-w", "-t", START_TIMEOUT_S]);
+        start.arg("-l").arg(&self.layout.log_file);
+        let output = start
+            .output()
+            .await
+            .map_err(Error::io("running", &self.binaries.pg_ctl))?;
+        self.check("pg_ctl start", &output)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Command {
+        let mut command = self.command(&self.binaries.pg_ctl);
+        command
+            .arg("-D")
+            .arg(&self.layout.pgdata)
+            .arg("-s")
+            .args(args);
+        command
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            // The server must not receive the terminal's Ctrl-C: we stop it ourselves, after
+            // in-flight requests have finished.
+            .process_group(0)
+            .current_dir(&self.layout.data_dir)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(false);
+        if let Some(run_as) = &self.run_as {
+            command.gid(run_as.gid.as_raw()).uid(run_as.uid.as_raw());
+        }
+        command
+    }
+
+    fn check(&self, program: &str, output: &Output) -> Result<(), Error> {
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut text = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !stdout.trim().is_empty() {
+            text.push_str(&format!("\n{}", stdout.trim()));
+        }
+        if let Ok(log) = std::fs::read_to_string(&self.layout.log_file) {
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            if !tail.is_empty() {
+                text.push_str(&format!(
+                    "\nlast lines of {}:\n",
+                    self.layout.log_file.display()
+                ));
+                text.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
+        }
+        Err(Error::Command {
+            program: program.to_owned(),
+            status: output.status.to_string(),
+            output: text,
+        })
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let mut command = std::process::Command::new(&self.binaries.pg_ctl);
+        command
+            .arg("-D")
+            .arg(&self.layout.pgdata)
+            .args(["-s", "stop", "-m", "fast", "-w", "-t", STOP_TIMEOUT_S])
+            .current_dir(&self.layout.data_dir);
+        if let Some(run_as) = &self.run_as {
+            use std::os::unix::process::CommandExt;
+            command.gid(run_as.gid.as_raw()).uid(run_as.uid.as_raw());
+        }
+        match command.output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => tracing::error!(
+                stderr = %String::from_utf8_lossy(&out.stderr),
+                "stopping the private PostgreSQL cluster failed"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not run pg_ctl to stop the cluster"),
+        }
+    }
+}
+
+fn create_dir(path: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path).map_err(Error::io("creating", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_data_dirs_keep_their_socket_beside_the_cluster() {
+        let dir = Path::new("/work/app/.aim");
+        assert_eq!(socket_dir(dir, 5432), dir.join("run"));
+    }
+
+    #[test]
+    fn long_data_dirs_put_their_socket_under_tmp() {
+        let long = PathBuf::from(format!("/{}", "d".repeat(120)));
+        let chosen = socket_dir(&long, 5432);
+        assert!(chosen.starts_with("/tmp"), "{chosen:?}");
+        assert!(chosen.join(".s.PGSQL.5432").as_os_str().len() <= MAX_SOCKET_PATH);
+        let other = socket_dir(&PathBuf::from(format!("/{}", "e".repeat(120))), 5432);
+        assert_ne!(chosen, other, "each data folder has its own socket folder");
+    }
+
+    #[test]
+    fn url_points_at_the_socket_folder() {
+        let layout = Layout::new(&ClusterOptions {
+            data_dir: PathBuf::from("/srv/aim"),
+            tcp_port: None,
+            database: "aim".into(),
+            path_var: None,
+        })
+        .expect("layout");
+        let url = url::Url::parse(&layout.url_for("aim")).expect("valid URL");
+        assert_eq!(url.path(), "/aim");
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        assert!(pairs.contains(&("host".into(), "/srv/aim/run".into())));
+        assert!(pairs.contains(&("port".into(), "5432".into())));
+    }
+}

@@ -1,0 +1,45 @@
+//! The store's one error type. Callers map it to HTTP once; `is_unavailable` is what decides
+//! between "the database is down, retry" (503) and a genuine fault (500).
+
+/// Errors from talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    #[error("the database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+impl StoreError {
+    /// True when the database could not be reached or the pool had no connection to give: the
+    /// request may succeed later, so it deserves a 503 with `Retry-After`, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Timeout(_) => true,
+            Self::Database(e) => is_unavailable(e),
+            Self::InvalidUrl(_) | Self::Migrate(_) => false,
+        }
+    }
+}
+
+/// See [`StoreError::is_unavailable`]; exposed for code that holds a bare `sqlx::Error`.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        // admin_shutdown, crash_shutdown, cannot_connect_now: the server is going away or not
+        // yet accepting connections.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("57P")),
+        _ => false,
+    }
+}

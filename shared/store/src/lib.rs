@@ -1,0 +1,17 @@
+//! Everything AIM says to PostgreSQL through sqlx: connection pools, the migrations embedded in
+//! the binary, the daily partitions of `api_calls`, and health probes. With the `testing`
+//! feature it also provides a database per test, cloned from a migrated template, and a TCP
+//! proxy that simulates outages. The binary COPY path of the ingest writers lives with the
+//! pipeline, not here.
+
+mod error;
+mod migrate;
+pub mod partitions;
+mod pool;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{StoreError, is_unavailable};
+pub use migrate::{MIGRATOR, MigrationState, MigrationStatus, migrate, migration_status};
+pub use pool::{PoolSettings, connect, connect_lazy, create_database_if_missing, ping};
+pub use sqlx::PgPool;
