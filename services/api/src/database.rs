@@ -12,7 +12,7 @@ pub(crate) enum Database {
     External(SecretString),
     /// The private cluster, started or adopted by this process, stopped by [`Database::close`].
     Owned {
-        cluster: LocalCluster,
+        cluster: Box<LocalCluster>,
         url: SecretString,
     },
     /// The private cluster of another `aim` process on the same data folder.
@@ -28,7 +28,7 @@ impl Database {
                 let cluster = LocalCluster::start(&cluster_options(config))
                     .await
                     .context("starting the private PostgreSQL cluster")?;
-                Self::owned(cluster).await
+                Self::owned(Box::new(cluster)).await
             }
         }
     }
@@ -47,7 +47,7 @@ impl Database {
         }
     }
 
-    async fn owned(cluster: LocalCluster) -> anyhow::Result<Self> {
+    async fn owned(cluster: Box<LocalCluster>) -> anyhow::Result<Self> {
         let admin = SecretString::from(cluster.admin_url());
         if let Err(e) = aim_store::create_database_if_missing(&admin, LOCAL_DATABASE).await {
             let _ = cluster.stop().await;

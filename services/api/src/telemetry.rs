@@ -1,6 +1,9 @@
-//! Logging set-up: human-readable by default, one JSON object per line with
+//! Logging set-up, to standard error so that command output on standard output stays clean:
+//! human-readable by default, one JSON object per line with
 //! `AIM_LOG_FORMAT=json`. Request fields (id, route) come from the request span, so every line
 //! a request logs carries them.
+
+use std::io::IsTerminal;
 
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
@@ -19,7 +22,12 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
     let registry = tracing_subscriber::registry().with(filter);
     match config.log_format {
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
@@ -27,7 +35,8 @@ pub fn init_logging(config: &Config) -> anyhow::Result<()> {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
             )
             .try_init(),
     }

@@ -45,7 +45,7 @@ pub struct ClusterOptions {
 /// status` run beside `aim serve`).
 #[derive(Debug)]
 pub enum Attached {
-    Owner(LocalCluster),
+    Owner(Box<LocalCluster>),
     Guest { url: String },
 }
 
@@ -148,9 +148,9 @@ impl LocalCluster {
         let layout = Layout::new(options)?;
         create_dir(&layout.data_dir)?;
         match DataDirLock::acquire(&layout.data_dir) {
-            Ok(lock) => Ok(Attached::Owner(
+            Ok(lock) => Ok(Attached::Owner(Box::new(
                 Self::start_locked(options, layout, lock).await?,
-            )),
+            ))),
             Err(Error::Locked { .. }) if layout.socket_file().exists() => Ok(Attached::Guest {
                 url: layout.url_for(&layout.database),
             }),

@@ -41,9 +41,20 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Clones the template into a new database named after this process and a counter.
+    /// Clones the migrated template into a new database named after this process and a
+    /// counter.
     pub async fn create() -> Self {
         let server = SERVER.get_or_init(Server::init).await;
+        Self::create_from(server, Some(&server.template)).await
+    }
+
+    /// A new database with no schema at all, for testing the migrations themselves.
+    pub async fn create_empty() -> Self {
+        let server = SERVER.get_or_init(Server::init).await;
+        Self::create_from(server, None).await
+    }
+
+    async fn create_from(server: &Server, template: Option<&str>) -> Self {
         let name = format!(
             "{PREFIX}{}_{}",
             std::process::id(),
@@ -52,12 +63,11 @@ impl TestDatabase {
         let mut admin = connect(&server.admin_url).await;
         let mut attempt = 0;
         loop {
-            let created = sqlx::query(&format!(
-                "CREATE DATABASE {name} TEMPLATE {}",
-                server.template
-            ))
-            .execute(&mut admin)
-            .await;
+            // template0 is PostgreSQL's pristine template: no schema, nothing in `public`.
+            let template = template.unwrap_or("template0");
+            let created = sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                .execute(&mut admin)
+                .await;
             match created {
                 Ok(_) => break,
                 // "source database is being accessed by other users": a concurrent clone or a
@@ -220,7 +230,11 @@ async fn find_server() -> Url {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Url::parse(&url).expect("DATABASE_URL is not a valid URL");
     }
-    let local = Url::parse("postgres://postgres@127.0.0.1:5432/postgres").expect("static URL");
+    // AIM_TEST_PG_ADDR moves the probe, so the throwaway-cluster path can be exercised on a
+    // machine that does have a server on 5432.
+    let addr = std::env::var("AIM_TEST_PG_ADDR").unwrap_or_else(|_| "127.0.0.1:5432".into());
+    let local = Url::parse(&format!("postgres://postgres@{addr}/postgres"))
+        .expect("AIM_TEST_PG_ADDR is host:port");
     let reachable = tokio::time::timeout(Duration::from_secs(3), async {
         PgConnectOptions::from_str(local.as_str())
             .expect("static URL")
@@ -245,7 +259,7 @@ async fn find_server() -> Url {
     {
         Attached::Owner(cluster) => {
             let url = cluster.url().to_owned();
-            let _ = CLUSTER.set(cluster);
+            let _ = CLUSTER.set(*cluster);
             url
         }
         Attached::Guest { url } => url,

@@ -1,0 +1,158 @@
+//! The `aim` binary with no `DATABASE_URL`: it runs its own cluster, refuses a second owner of
+//! the data folder, lets `aim migrate status` visit, adopts its server after a crash, and stops
+//! it on SIGTERM.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const AIM: &str = env!("CARGO_BIN_EXE_aim");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn aim(data_dir: &Path, port: u16, args: &[&str]) -> Command {
+    let mut command = Command::new(AIM);
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env("AIM_DATA_DIR", data_dir)
+        .env("AIM_LISTEN", format!("127.0.0.1:{port}"))
+        .env("AIM_METRICS_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("AIM_SHUTDOWN_GRACE_MS", "5000")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    command
+}
+
+fn spawn_serve(data_dir: &Path, port: u16, log: &str) -> Child {
+    let log = std::fs::File::create(data_dir.join(log)).expect("log file");
+    aim(data_dir, port, &["serve"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn aim serve")
+}
+
+/// A bare HTTP/1.1 GET, enough to read a status body without an HTTP client dependency.
+async fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split("\r\n\r\n").nth(1)?;
+    Some((status, serde_json::from_str(body).ok()?))
+}
+
+async fn wait_until_healthy(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("aim serve exited early with {status}");
+        }
+        if let Some((200, body)) = get(port, "/api/v1/status").await
+            && body["services"]["database"] == "healthy"
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("aim serve did not become healthy within 90 s");
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "aim did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn serve_runs_its_own_cluster_and_survives_a_crash() {
+    use std::os::unix::fs::PermissionsExt;
+    // Under the system temporary folder, open to the `postgres` user when the tests run as root.
+    let dir = tempfile::Builder::new()
+        .prefix("aim-bin-")
+        .tempdir_in(std::env::temp_dir())
+        .expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let port = free_port();
+
+    let mut first = spawn_serve(&data, port, "first.log");
+    wait_until_healthy(port, &mut first).await;
+
+    let second = aim(&data, free_port(), &["serve"])
+        .output()
+        .expect("run a second aim");
+    assert!(!second.status.success(), "a second owner must be refused");
+    assert!(
+        text(&second).contains("in use by another aim process"),
+        "{}",
+        text(&second)
+    );
+
+    let status = aim(&data, free_port(), &["migrate", "status"])
+        .output()
+        .expect("aim migrate status");
+    assert!(status.status.success(), "{}", text(&status));
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), aim_store::MIGRATOR.iter().count(), "{stdout}");
+    assert!(lines.iter().all(|l| l.contains("applied")), "{stdout}");
+
+    // A crash leaves the server running; the next start adopts it.
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reap");
+    assert!(
+        data.join("pg/postmaster.pid").exists(),
+        "server outlives a crash of aim"
+    );
+
+    let mut third = spawn_serve(&data, port, "third.log");
+    wait_until_healthy(port, &mut third).await;
+    let log = std::fs::read_to_string(data.join("third.log")).expect("log");
+    assert!(log.contains("adopting"), "{log}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &third.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = wait_exit(&mut third, Duration::from_secs(60));
+    let log = std::fs::read_to_string(data.join("third.log")).expect("log");
+    assert!(exit.success(), "{exit}: {log}");
+    assert!(log.contains("private PostgreSQL cluster stopped"), "{log}");
+    assert!(
+        !data.join("pg/postmaster.pid").exists(),
+        "server stopped on exit"
+    );
+}
