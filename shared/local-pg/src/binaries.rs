@@ -19,13 +19,17 @@ impl Binaries {
     /// # Errors
     /// [`Error::BinariesNotFound`] when neither `PATH` nor `/usr/lib/postgresql` has them.
     pub fn locate(path_var: Option<&std::ffi::OsStr>) -> Result<Self, Error> {
+        Self::locate_in(path_var, Path::new(DEBIAN_ROOT))
+    }
+
+    fn locate_in(path_var: Option<&std::ffi::OsStr>, debian_root: &Path) -> Result<Self, Error> {
         let on_path = path_var
             .map(|p| std::env::split_paths(p).collect::<Vec<_>>())
             .unwrap_or_default();
         on_path
             .iter()
             .find_map(|dir| Self::in_dir(dir))
-            .or_else(|| newest_debian_bin(Path::new(DEBIAN_ROOT)).and_then(|d| Self::in_dir(&d)))
+            .or_else(|| newest_debian_bin(debian_root).and_then(|d| Self::in_dir(&d)))
             .ok_or(Error::BinariesNotFound)
     }
 
@@ -85,6 +89,17 @@ mod tests {
             newest_debian_bin(root.path()),
             Some(root.path().join("17/bin"))
         );
+    }
+
+    #[test]
+    fn nothing_found_says_how_to_install_or_configure() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let empty = std::env::join_paths([root.path()]).expect("join");
+        let err =
+            Binaries::locate_in(Some(&empty), &root.path().join("none")).expect_err("no binaries");
+        let message = err.to_string();
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
     }
 
     #[test]

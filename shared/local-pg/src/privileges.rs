@@ -85,6 +85,31 @@ mod tests {
     }
 
     #[test]
+    fn the_first_folder_that_shuts_the_user_out_is_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("tempdir");
+        let closed = root.path().join("closed");
+        let data = closed.join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        // A user that owns none of these folders and is in none of their groups.
+        let stranger = run_as(4_000_000, 4_000_000, &[]);
+        match stranger.check_reachable(&data) {
+            Err(Error::Unreachable { blocked, mode, .. }) => {
+                assert_eq!(blocked, closed);
+                assert_eq!(mode, 0o700);
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        stranger
+            .check_reachable(&data)
+            .expect("o+x lets it through");
+    }
+
+    #[test]
     fn search_permission_follows_owner_group_other() {
         let pg = run_as(101, 104, &[104, 103]);
         assert!(pg.can_search(101, 0, 0o700), "owner with u+x");
