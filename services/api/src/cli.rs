@@ -25,6 +25,19 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Create an organization and its admin; prints a generated password once when none is
+    /// given.
+    Bootstrap {
+        /// The organization's name.
+        #[arg(long)]
+        org: String,
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+        /// The admin's password (at least 12 characters); generated when omitted.
+        #[arg(long)]
+        password: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +63,61 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             closed?;
             Ok(code)
         }
+        Command::Bootstrap {
+            org,
+            email,
+            password,
+        } => {
+            let database = Database::open_shared(&config).await?;
+            let result = bootstrap(&config, &database, &org, &email, password).await;
+            let closed = database.close().await;
+            result?;
+            closed?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+async fn bootstrap(
+    config: &Config,
+    database: &Database,
+    org: &str,
+    email: &str,
+    password: Option<String>,
+) -> anyhow::Result<()> {
+    let pool = aim_store::connect(
+        database.url(),
+        &config.pool_settings(),
+        config.db_connect_wait,
+    )
+    .await
+    .context("connecting to the database")?;
+    aim_store::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    let passwords = crate::auth::password::Passwords::new(1)?;
+    let made = crate::bootstrap::create(
+        &pool,
+        &passwords,
+        org,
+        email,
+        password.map(secrecy::SecretString::from),
+    )
+    .await
+    .context("creating the organization and its admin")?;
+    println!(
+        "organization {} ({})\nadmin        {} ({})",
+        made.organization.name, made.organization.id, made.admin.email, made.admin.id
+    );
+    if let Some(password) = made.generated_password {
+        use secrecy::ExposeSecret;
+        println!(
+            "password     {}  (shown only once)",
+            password.expose_secret()
+        );
+    }
+    pool.close().await;
+    Ok(())
 }
 
 async fn migrate(

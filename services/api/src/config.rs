@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,6 +21,13 @@ pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 20;
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 3_000;
 pub const DEFAULT_DB_CONNECT_WAIT_MS: u64 = 30_000;
+pub const DEFAULT_ORG_NAME: &str = "Default";
+pub const DEFAULT_ACCESS_TOKEN_TTL_S: u64 = 3_600;
+pub const DEFAULT_REFRESH_TOKEN_TTL_S: u64 = 30 * 24 * 3_600;
+pub const DEFAULT_API_KEY_CACHE_TTL_S: u64 = 30;
+pub const DEFAULT_AGENT_RATE_LIMIT_PER_S: u32 = 100;
+pub const DEFAULT_LOGIN_RATE_LIMIT_PER_EMAIL_PER_MIN: u32 = 10;
+pub const DEFAULT_LOGIN_RATE_LIMIT_PER_IP_PER_MIN: u32 = 30;
 /// The database the private cluster serves.
 pub const LOCAL_DATABASE: &str = "aim";
 /// HS256 keys shorter than the hash output weaken the signature.
@@ -110,6 +118,28 @@ pub struct Config {
     pub db_connect_wait: Duration,
     /// `PATH`, searched for the PostgreSQL server binaries.
     pub path_var: Option<std::ffi::OsString>,
+    /// `AIM_ADMIN_EMAIL` and `AIM_ADMIN_PASSWORD`: the first admin, created at start when no
+    /// user exists. Both or neither.
+    pub admin: Option<(String, SecretString)>,
+    /// `AIM_ORG_NAME`: the organization bootstrap creates.
+    pub org_name: String,
+    /// `AIM_ACCESS_TOKEN_TTL_S`.
+    pub access_token_ttl: Duration,
+    /// `AIM_REFRESH_TOKEN_TTL_S`.
+    pub refresh_token_ttl: Duration,
+    /// `AIM_API_KEY_CACHE_TTL_S`: how long a key check is trusted without the database, and so
+    /// how long a revocation on another replica takes to apply here.
+    pub api_key_cache_ttl: Duration,
+    /// `AIM_AGENT_RATE_LIMIT_PER_S`: requests per second per agent key; 0 turns it off.
+    pub agent_rate_limit_per_s: u32,
+    /// `AIM_LOGIN_RATE_LIMIT_PER_EMAIL_PER_MIN`.
+    pub login_rate_limit_per_email_per_min: NonZeroU32,
+    /// `AIM_LOGIN_RATE_LIMIT_PER_IP_PER_MIN`.
+    pub login_rate_limit_per_ip_per_min: NonZeroU32,
+    /// `AIM_CORS_ORIGINS`: origins allowed to call the API from a browser; none by default.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// `AIM_TRUST_PROXY`: take the client address from `X-Forwarded-For`.
+    pub trust_proxy: bool,
 }
 
 /// A variable that is missing or malformed; the message names it.
@@ -166,7 +196,74 @@ impl Config {
             }
             _ => {}
         }
+        let admin = match (get("AIM_ADMIN_EMAIL"), get("AIM_ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => {
+                Some((email.to_owned(), SecretString::from(password.to_owned())))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    name: "AIM_ADMIN_PASSWORD",
+                    reason: "AIM_ADMIN_EMAIL is set; give both or neither",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    name: "AIM_ADMIN_EMAIL",
+                    reason: "AIM_ADMIN_PASSWORD is set; give both or neither",
+                });
+            }
+        };
+        let cors_origins = get("AIM_CORS_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(|origin| {
+                        let valid = (origin.starts_with("http://")
+                            || origin.starts_with("https://"))
+                            && !origin.ends_with('/');
+                        axum::http::HeaderValue::from_str(origin)
+                            .ok()
+                            .filter(|_| valid)
+                            .ok_or_else(|| ConfigError::Invalid {
+                                name: "AIM_CORS_ORIGINS",
+                                value: origin.to_owned(),
+                                reason: "expected comma-separated origins such as \
+                                         https://app.example.com"
+                                    .into(),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let seconds = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            parse_positive(get, name, default).map(Duration::from_secs)
+        };
         Ok(Self {
+            admin,
+            org_name: get("AIM_ORG_NAME").unwrap_or(DEFAULT_ORG_NAME).to_owned(),
+            access_token_ttl: seconds("AIM_ACCESS_TOKEN_TTL_S", DEFAULT_ACCESS_TOKEN_TTL_S)?,
+            refresh_token_ttl: seconds("AIM_REFRESH_TOKEN_TTL_S", DEFAULT_REFRESH_TOKEN_TTL_S)?,
+            api_key_cache_ttl: seconds("AIM_API_KEY_CACHE_TTL_S", DEFAULT_API_KEY_CACHE_TTL_S)?,
+            agent_rate_limit_per_s: parse(
+                get,
+                "AIM_AGENT_RATE_LIMIT_PER_S",
+                &DEFAULT_AGENT_RATE_LIMIT_PER_S.to_string(),
+            )?,
+            login_rate_limit_per_email_per_min: parse(
+                get,
+                "AIM_LOGIN_RATE_LIMIT_PER_EMAIL_PER_MIN",
+                &DEFAULT_LOGIN_RATE_LIMIT_PER_EMAIL_PER_MIN.to_string(),
+            )?,
+            login_rate_limit_per_ip_per_min: parse(
+                get,
+                "AIM_LOGIN_RATE_LIMIT_PER_IP_PER_MIN",
+                &DEFAULT_LOGIN_RATE_LIMIT_PER_IP_PER_MIN.to_string(),
+            )?,
+            cors_origins,
+            trust_proxy: parse_bool(get, "AIM_TRUST_PROXY", false)?,
             database_url: get("DATABASE_URL").map(|s| SecretString::from(s.to_owned())),
             listen: parse(get, "AIM_LISTEN", DEFAULT_LISTEN)?,
             metrics_listen: parse(get, "AIM_METRICS_LISTEN", DEFAULT_METRICS_LISTEN)?,

@@ -29,6 +29,19 @@ pub enum ApiError {
     /// 422: well-formed, but some fields are invalid; each is named.
     #[error("invalid fields")]
     Validation { fields: BTreeMap<String, String> },
+    /// 401 with `WWW-Authenticate: Bearer`: no credentials, or bad ones. Always the same
+    /// message, so a failure says nothing about which part was wrong.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 403: authenticated, but the role or principal may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// 409: the object conflicts with one that exists (say, a taken email).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// 429 with `Retry-After`: a rate limit; the value is whole seconds to wait.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_s: u64 },
     /// 404: no such route, or no such object in the caller's organization.
     #[error("not found")]
     NotFound,
@@ -61,6 +74,10 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -74,6 +91,10 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => code,
             Self::Validation { .. } => "validation_failed",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::Conflict(_) => "conflict",
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -87,6 +108,10 @@ impl ApiError {
         match self {
             Self::BadRequest { message, .. } => message.clone(),
             Self::Validation { .. } => "Some fields are invalid.".into(),
+            Self::Unauthorized => "Missing or invalid credentials.".into(),
+            Self::Forbidden(why) => format!("Not allowed: {why}."),
+            Self::Conflict(what) => format!("{what} already exists."),
+            Self::TooManyRequests { .. } => "Too many requests; retry later.".into(),
             Self::NotFound => "Not found.".into(),
             Self::MethodNotAllowed => "This method is not allowed on this route.".into(),
             Self::PayloadTooLarge => "The request body is too large.".into(),
@@ -97,17 +122,21 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable: `not_found`, `validation_failed`, `unauthorized`…
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+    /// On `validation_failed`: what is wrong with each field.
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a BTreeMap<String, String>>,
+    pub fields: Option<BTreeMap<String, String>>,
 }
 
 impl IntoResponse for ApiError {
@@ -120,29 +149,52 @@ impl IntoResponse for ApiError {
         let status = self.status_code();
         let code = self.code();
         let fields = match &self {
-            Self::Validation { fields } => Some(fields),
+            Self::Validation { fields } => Some(fields.clone()),
             _ => None,
         };
-        let body = Envelope {
-            error: Body {
+        let body = ErrorEnvelope {
+            error: ErrorBody {
                 code,
                 message: self.public_message(),
                 fields,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_S));
+            }
+            Self::TooManyRequests { retry_after_s } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_s.max(&1).to_owned()),
+                );
+            }
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response.extensions_mut().insert(ErrorCode(code));
         response
     }
 }
 
+impl ApiError {
+    /// A 422 naming one field.
+    pub fn invalid(field: &str, problem: impl Into<String>) -> Self {
+        Self::Validation {
+            fields: [(field.to_owned(), problem.into())].into_iter().collect(),
+        }
+    }
+}
+
 impl From<aim_store::StoreError> for ApiError {
     fn from(e: aim_store::StoreError) -> Self {
+        if let aim_store::StoreError::Conflict(what) = e {
+            return Self::Conflict(what.to_owned());
+        }
         if e.is_unavailable() {
             Self::Unavailable(e.to_string())
         } else {
@@ -162,6 +214,10 @@ mod tests {
             ApiError::Validation {
                 fields: BTreeMap::new(),
             },
+            ApiError::Unauthorized,
+            ApiError::Forbidden("x"),
+            ApiError::Conflict("x".into()),
+            ApiError::TooManyRequests { retry_after_s: 1 },
             ApiError::NotFound,
             ApiError::MethodNotAllowed,
             ApiError::PayloadTooLarge,

@@ -2,6 +2,8 @@
 //! drive with `oneshot`), [`serve`] runs the whole service until a shutdown signal, and
 //! [`cli`] is what the thin `aim` binary dispatches to.
 
+pub mod auth;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
 mod database;
@@ -15,9 +17,14 @@ mod serve;
 pub mod state;
 pub mod telemetry;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowMethods, AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use error::ApiError;
@@ -31,7 +38,21 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The public router with its middleware. The metrics listener has a router of its own and is
 /// never reachable from here.
 pub fn app(state: AppState) -> Router {
-    routes::router()
+    app_with_cors(state, &[])
+}
+
+/// [`app`], answering browser preflights from `cors_origins` (`AIM_CORS_ORIGINS`).
+pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
+    let (router, openapi) = routes::router().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let router = router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { axum::Json(openapi) }
+            }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -39,8 +60,29 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::request_log::layer())
         .layer(axum::middleware::from_fn(
             middleware::request_id::request_id,
-        ))
-        .with_state(state)
+        ));
+    let router = if cors_origins.is_empty() {
+        router
+    } else {
+        router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
+                .allow_methods(AllowMethods::mirror_request())
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    X_REQUEST_ID.clone(),
+                ])
+                .expose_headers([X_REQUEST_ID.clone(), header::RETRY_AFTER])
+                .max_age(std::time::Duration::from_secs(600)),
+        )
+    };
+    router.with_state(state)
+}
+
+/// The OpenAPI document of every route, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::router().split_for_parts().1
 }
 
 async fn not_found() -> ApiError {

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::database::Database;
 use crate::state::AppState;
-use crate::{app, metrics_server, secrets};
+use crate::{app_with_cors, metrics_server, secrets};
 
 /// How many days of `api_calls` partitions exist ahead of today.
 pub const PARTITION_DAYS_AHEAD: u64 = 7;
@@ -61,7 +61,9 @@ async fn serve_on(
         tracing::warn!(error = %e, "could not create api_calls partitions; the default partition takes the rows meanwhile");
     }
     let jwt_secret = secrets::jwt_secret(config)?;
-    let state = AppState::new(pool.clone(), config.environment, jwt_secret);
+    let state =
+        AppState::new(pool.clone(), config, &jwt_secret).context("starting the password hasher")?;
+    crate::bootstrap::on_start(&pool, state.passwords(), config).await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -72,6 +74,17 @@ async fn serve_on(
 
     let tracker = TaskTracker::new();
     metrics_server::spawn(&tracker, metrics_listener, shutdown.clone())?;
+    let limits = state.clone();
+    let stop = shutdown.clone();
+    spawn_tracked(&tracker, "rate-limit-upkeep", async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => limits.rate_limits().retain_recent(),
+                () = stop.cancelled() => break,
+            }
+        }
+    });
 
     tracing::info!(
         listen = %config.listen,
@@ -81,7 +94,8 @@ async fn serve_on(
     );
     let server = axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        app_with_cors(state, &config.cors_origins)
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned())
     .into_future();

@@ -1,4 +1,4 @@
-//! `AppState`: what every handler may use. Cheap to clone (handles and an `Arc`).
+//! `AppState`: what every handler may use. Cheap to clone (a pool handle and an `Arc`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -6,7 +6,11 @@ use std::time::Instant;
 use aim_store::PgPool;
 use secrecy::SecretString;
 
-use crate::config::Environment;
+use crate::auth::api_keys::KeyCache;
+use crate::auth::jwt::Tokens;
+use crate::auth::password::{PasswordError, Passwords};
+use crate::auth::rate_limit::RateLimits;
+use crate::config::{Config, Environment};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,20 +21,42 @@ pub struct AppState {
 struct Inner {
     environment: Environment,
     started_at: Instant,
-    /// Signs and checks user tokens; shared by every replica.
-    jwt_secret: SecretString,
+    tokens: Tokens,
+    passwords: Passwords,
+    key_cache: KeyCache,
+    rate_limits: RateLimits,
+    trust_proxy: bool,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, environment: Environment, jwt_secret: SecretString) -> Self {
-        Self {
+    /// # Errors
+    /// When the password hasher cannot start (no randomness).
+    pub fn new(
+        db: PgPool,
+        config: &Config,
+        jwt_secret: &SecretString,
+    ) -> Result<Self, PasswordError> {
+        let hashing = std::thread::available_parallelism().map_or(2, usize::from);
+        Ok(Self {
             db,
             inner: Arc::new(Inner {
-                environment,
+                environment: config.environment,
                 started_at: Instant::now(),
-                jwt_secret,
+                tokens: Tokens::new(
+                    jwt_secret,
+                    config.access_token_ttl,
+                    config.refresh_token_ttl,
+                ),
+                passwords: Passwords::new(hashing)?,
+                key_cache: KeyCache::new(config.api_key_cache_ttl),
+                rate_limits: RateLimits::new(
+                    config.login_rate_limit_per_ip_per_min,
+                    config.login_rate_limit_per_email_per_min,
+                    config.agent_rate_limit_per_s,
+                ),
+                trust_proxy: config.trust_proxy,
             }),
-        }
+        })
     }
 
     pub fn environment(&self) -> Environment {
@@ -41,7 +67,23 @@ impl AppState {
         self.inner.started_at.elapsed()
     }
 
-    pub fn jwt_secret(&self) -> &SecretString {
-        &self.inner.jwt_secret
+    pub fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    pub fn passwords(&self) -> &Passwords {
+        &self.inner.passwords
+    }
+
+    pub fn key_cache(&self) -> &KeyCache {
+        &self.inner.key_cache
+    }
+
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.inner.rate_limits
+    }
+
+    pub fn trust_proxy(&self) -> bool {
+        self.inner.trust_proxy
     }
 }

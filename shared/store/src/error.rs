@@ -15,6 +15,10 @@ pub enum StoreError {
 
     #[error("the database did not answer within {0:?}")]
     Timeout(std::time::Duration),
+
+    /// A unique constraint refused the write; the string says what already exists.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
 }
 
 impl StoreError {
@@ -24,7 +28,7 @@ impl StoreError {
         match self {
             Self::Timeout(_) => true,
             Self::Database(e) => is_unavailable(e),
-            Self::InvalidUrl(_) | Self::Migrate(_) => false,
+            Self::InvalidUrl(_) | Self::Migrate(_) | Self::Conflict(_) => false,
         }
     }
 }
@@ -41,5 +45,15 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         // yet accepting connections.
         sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("57P")),
         _ => false,
+    }
+}
+
+/// Turns a unique violation (23505) into [`StoreError::Conflict`] naming `what`.
+pub(crate) fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            StoreError::Conflict(what)
+        }
+        _ => StoreError::Database(e),
     }
 }

@@ -4,12 +4,19 @@
 //! proxy that simulates outages. The binary COPY path of the ingest writers lives with the
 //! pipeline, not here.
 
+pub mod agents;
+pub mod api_keys;
+pub mod audit;
 mod error;
 mod migrate;
+pub mod model;
 pub mod partitions;
 mod pool;
+pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod users;
+pub mod verifications;
 
 pub use error::{StoreError, is_unavailable};
 pub use migrate::{MIGRATOR, MigrationState, MigrationStatus, migrate, migration_status};

@@ -1,19 +1,21 @@
 //! `GET /api/v1/status`: what an operator or a deployment check reads first. It always answers
 //! 200 while the process runs; the body says what is degraded.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::health::DB_PROBE_TIMEOUT;
 use crate::state::AppState;
 
-pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/status", get(status))
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(status))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Status {
     status: &'static str,
     environment: &'static str,
@@ -22,11 +24,14 @@ struct Status {
     services: Services,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Services {
     database: &'static str,
 }
 
+/// What an operator reads first: always 200 while the process runs; the body says what is
+/// degraded.
+#[utoipa::path(get, path = "/api/v1/status", tag = "operations", responses((status = 200, body = Status)))]
 async fn status(State(state): State<AppState>) -> Json<Status> {
     let database_ok = match aim_store::ping(&state.db, DB_PROBE_TIMEOUT).await {
         Ok(()) => true,

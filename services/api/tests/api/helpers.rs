@@ -1,16 +1,24 @@
 //! `TestApp`: the service's router over a fresh database, optionally reached through a proxy
 //! that a test can pause or cut to simulate an outage.
 
-use aim_api::config::Environment;
+use std::collections::HashMap;
+
+use aim_api::config::Config;
 use aim_api::{AppState, app};
 use aim_store::PgPool;
 use aim_store::testing::{FaultProxy, TestDatabase};
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use secrecy::SecretString;
+use serde_json::{Value, json};
 use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "test-secret-of-at-least-thirty-two-bytes";
+/// Every test user's password.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub router: Router,
@@ -33,20 +41,45 @@ fn settings() -> aim_store::PoolSettings {
     }
 }
 
-fn state(pool: PgPool) -> AppState {
-    AppState::new(
-        pool,
-        Environment::Test,
-        SecretString::from("test-secret-of-at-least-thirty-two-bytes".to_owned()),
-    )
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<String, String> =
+        [("AIM_ENVIRONMENT", "test"), ("JWT_SECRET", JWT_SECRET)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    vars.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Config::from_vars(&vars).expect("test configuration")
+}
+
+fn state(pool: PgPool, config: &Config) -> AppState {
+    AppState::new(pool, config, &SecretString::from(JWT_SECRET.to_owned())).expect("state")
+}
+
+/// A logged-in user of some organization.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// With configuration variables set, e.g. `[("AIM_AGENT_RATE_LIMIT_PER_S", "2")]`.
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
         let db = TestDatabase::create().await;
         let pool = aim_store::connect_lazy(&db.url(), &settings()).expect("pool");
         Self {
-            router: app(state(pool.clone())),
+            router: app(state(pool.clone(), &config(overrides))),
             pool,
             proxy: None,
         }
@@ -58,7 +91,7 @@ impl TestApp {
         let proxy = db.proxy().await;
         let pool = aim_store::connect_lazy(&db.url_via(&proxy), &settings()).expect("pool");
         Self {
-            router: app(state(pool.clone())),
+            router: app(state(pool.clone(), &config(&[]))),
             pool,
             proxy: Some(proxy),
         }
@@ -103,6 +136,123 @@ impl TestApp {
     pub async fn get(&self, uri: &str) -> TestResponse {
         self.request(Request::get(uri).body(Body::empty()).expect("request"))
             .await
+    }
+
+    /// A request with an optional bearer credential and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        credential: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(credential) = credential {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {credential}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        };
+        self.request(request.expect("request")).await
+    }
+
+    pub async fn get_as(&self, uri: &str, credential: &str) -> TestResponse {
+        self.call(Method::GET, uri, Some(credential), None).await
+    }
+
+    pub async fn post_as(&self, uri: &str, credential: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, uri, Some(credential), Some(body))
+            .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": email, "password": password })),
+        )
+        .await
+    }
+
+    /// A new organization and its admin, logged in.
+    pub async fn organization(&self, name: &str) -> TestUser {
+        let email = format!("admin-{}@{name}.test", Uuid::now_v7().simple());
+        let passwords = aim_api::auth::password::Passwords::new(2).expect("hasher");
+        aim_api::bootstrap::create(
+            &self.pool,
+            &passwords,
+            name,
+            &email,
+            Some(SecretString::from(PASSWORD.to_owned())),
+        )
+        .await
+        .expect("bootstrap an organization");
+        self.logged_in(&email).await
+    }
+
+    async fn logged_in(&self, email: &str) -> TestUser {
+        let response = self.login(email, PASSWORD).await;
+        assert_eq!(response.status, StatusCode::OK, "login: {}", response.body);
+        let user = &response.body["user"];
+        TestUser {
+            id: user["id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("user id"),
+            organization_id: user["organization_id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("organization id"),
+            email: email.to_owned(),
+            token: response.body["token"].as_str().expect("token").to_owned(),
+            refresh_token: response.body["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        }
+    }
+
+    /// A user with `role` in the admin's organization, logged in.
+    pub async fn user(&self, admin: &TestUser, role: &str) -> TestUser {
+        let email = format!("{role}-{}@example.test", Uuid::now_v7().simple());
+        let created = self
+            .post_as(
+                "/api/v1/users",
+                &admin.token,
+                json!({ "email": email, "name": role, "role": role, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        self.logged_in(&email).await
+    }
+
+    /// A new agent of the caller's organization; returns its JSON.
+    pub async fn agent(&self, token: &str, name: &str) -> Value {
+        let created = self
+            .post_as("/api/v1/agents", token, json!({ "name": name }))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.body
+    }
+
+    /// A new key for the agent; returns the key itself.
+    pub async fn key(&self, token: &str, agent_id: &str) -> String {
+        let created = self
+            .post_as(
+                &format!("/api/v1/agents/{agent_id}/api-keys"),
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.body["api_key"]
+            .as_str()
+            .expect("api_key")
+            .to_owned()
     }
 }
 

@@ -1,8 +1,16 @@
 //! Integration tests of the `aim` service: the real router driven with `oneshot`, a real
 //! PostgreSQL database per test, and the real binary where the process itself is under test.
 
+mod agents;
+mod audit;
+mod auth;
 mod binary;
 mod errors;
 mod health;
 mod helpers;
+mod keys;
+mod openapi;
 mod schema;
+mod tenancy;
+mod users;
+mod verifications;

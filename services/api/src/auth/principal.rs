@@ -1,0 +1,281 @@
+//! The [`Principal`] extractor: the caller's organization and identity, from a user access
+//! token or an agent key, and [`ClientMeta`], the caller's address and request id for the audit
+//! trail.
+
+use std::net::{IpAddr, SocketAddr};
+
+use aim_store::model::{Actor, ActorKind, Role};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::api_keys::{self, ValidKey};
+use super::jwt::TokenType;
+use crate::error::ApiError;
+use crate::middleware::request_id::RequestId;
+use crate::state::AppState;
+
+/// Who is calling. Every query a handler makes is scoped by `organization_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User {
+        user_id: Uuid,
+        organization_id: Uuid,
+        role: Role,
+    },
+    Agent {
+        agent_id: Uuid,
+        organization_id: Uuid,
+        key_id: Uuid,
+    },
+}
+
+impl Principal {
+    pub fn organization_id(&self) -> Uuid {
+        match self {
+            Self::User {
+                organization_id, ..
+            }
+            | Self::Agent {
+                organization_id, ..
+            } => *organization_id,
+        }
+    }
+
+    /// The calling user's id when it is a user with at least `min`.
+    ///
+    /// # Errors
+    /// [`ApiError::Forbidden`] for agents and for users below `min`.
+    pub fn user_with(&self, min: Role) -> Result<Uuid, ApiError> {
+        match self {
+            Self::User { user_id, role, .. } if role.at_least(min) => Ok(*user_id),
+            Self::User { .. } => Err(ApiError::Forbidden(match min {
+                Role::Admin => "this needs the admin role",
+                Role::Manager => "this needs the manager role or higher",
+                Role::Member => "this needs the member role or higher",
+                Role::Viewer => "this needs a user account",
+            })),
+            Self::Agent { .. } => Err(ApiError::Forbidden("agent keys cannot do this")),
+        }
+    }
+
+    pub fn actor(&self, meta: &ClientMeta) -> Actor {
+        let (kind, id) = match self {
+            Self::User { user_id, .. } => (ActorKind::User, *user_id),
+            Self::Agent { agent_id, .. } => (ActorKind::Agent, *agent_id),
+        };
+        Actor {
+            kind,
+            id: Some(id),
+            ip: meta.ip.map(|ip| ip.to_string()),
+            request_id: meta.request_id.clone(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let credential = credential(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let principal = if api_keys::looks_like_key(credential) {
+            authenticate_key(state, credential).await?
+        } else {
+            authenticate_user(state, credential).await?
+        };
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+/// `Authorization: Bearer <credential>`, or `X-API-Key: <key>`.
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, rest) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| rest.trim())
+            .filter(|c| !c.is_empty());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+}
+
+async fn authenticate_user(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    let claims = state
+        .tokens()
+        .verify(token, TokenType::Access)
+        .map_err(|_| ApiError::Unauthorized)?;
+    // The role and the account's state are read now, not trusted from the token, so a
+    // deactivation or demotion applies to the very next request.
+    let role = aim_store::users::active_role(&state.db, claims.org, claims.sub)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(Principal::User {
+        user_id: claims.sub,
+        organization_id: claims.org,
+        role,
+    })
+}
+
+async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+    let hash = api_keys::hash(key);
+    let now = Utc::now();
+    let valid = match state.key_cache().get(&hash) {
+        Some(cached) => cached,
+        None => {
+            let owner = aim_store::api_keys::owner_by_hash(&state.db, &hash)
+                .await?
+                .filter(|owner| api_keys::usable(owner, now))
+                .ok_or(ApiError::Unauthorized)?;
+            let valid = ValidKey::new(&owner);
+            state.key_cache().insert(hash, valid.clone());
+            valid
+        }
+    };
+    if valid.expired(now) {
+        state.key_cache().evict(&hash);
+        return Err(ApiError::Unauthorized);
+    }
+    state.rate_limits().check_agent_key(valid.key_id)?;
+    if valid.due_for_touch(now) {
+        let pool = state.db.clone();
+        let key_id = valid.key_id;
+        // Off the request path, at most once a minute per key; a failure only delays the
+        // timestamp.
+        tokio::spawn(async move {
+            if let Err(e) = aim_store::api_keys::touch(&pool, key_id).await {
+                tracing::debug!(error = %e, "could not record last_used_at");
+            }
+        });
+    }
+    Ok(Principal::Agent {
+        agent_id: valid.agent_id,
+        organization_id: valid.organization_id,
+        key_id: valid.key_id,
+    })
+}
+
+/// The client's address (the peer, or `X-Forwarded-For` behind a trusted proxy) and the
+/// request id.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMeta {
+    pub ip: Option<IpAddr>,
+    pub request_id: Option<String>,
+}
+
+impl FromRequestParts<AppState> for ClientMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        let forwarded = state
+            .trust_proxy()
+            .then(|| forwarded_for(&parts.headers))
+            .flatten();
+        Ok(Self {
+            ip: forwarded.or(peer),
+            request_id: parts
+                .extensions
+                .get::<RequestId>()
+                .map(|id| id.as_str().to_owned()),
+        })
+    }
+}
+
+/// The address our proxy saw: the last entry of `X-Forwarded-For`, the one it appended.
+/// Earlier entries come from the client and prove nothing; when the last one is not an
+/// address, the peer is used instead.
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_bearer_or_api_key_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(credential(&headers), None);
+        headers.insert("x-api-key", HeaderValue::from_static("aim_x"));
+        assert_eq!(credential(&headers), Some("aim_x"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer tok"),
+        );
+        assert_eq!(credential(&headers), Some("tok"), "Authorization wins");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcg=="),
+        );
+        assert_eq!(
+            credential(&headers),
+            None,
+            "other schemes are not credentials"
+        );
+    }
+
+    #[test]
+    fn the_proxy_appended_address_is_used() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("3.3.3.3"));
+        assert_eq!(forwarded_for(&headers), "3.3.3.3".parse().ok());
+        headers.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1, junk"));
+        assert_eq!(forwarded_for(&headers), None, "a client-forged prefix is never used");
+    }
+
+    #[test]
+    fn roles_gate_by_rank_and_agents_never_pass() {
+        let viewer = Principal::User {
+            user_id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            role: Role::Viewer,
+        };
+        assert!(viewer.user_with(Role::Viewer).is_ok());
+        assert!(viewer.user_with(Role::Member).is_err());
+        let admin = Principal::User {
+            user_id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            role: Role::Admin,
+        };
+        assert!(admin.user_with(Role::Manager).is_ok());
+        let agent = Principal::Agent {
+            agent_id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            key_id: Uuid::nil(),
+        };
+        assert!(agent.user_with(Role::Viewer).is_err());
+    }
+}

@@ -1,0 +1,277 @@
+//! Login, token refresh, logout, and the caller's own account.
+//!
+//! Unknown email, wrong password and deactivated user all answer the same 401 after the same
+//! amount of work. Attempts are rate limited per client address and per email.
+
+use aim_store::model::{Actor, ActorKind, Role, User};
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::jwt::TokenType;
+use crate::auth::password::MAX_PASSWORD_LEN;
+use crate::auth::{ClientMeta, Principal};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::ApiJson;
+use crate::routes::FieldErrors;
+use crate::state::AppState;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+struct LoginRequest {
+    email: String,
+    #[schema(value_type = String, format = Password)]
+    password: SecretString,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct LoginResponse {
+    token: String,
+    /// The same value as `token`.
+    access_token: String,
+    token_type: &'static str,
+    expires_at: DateTime<Utc>,
+    refresh_token: String,
+    refresh_expires_at: DateTime<Utc>,
+    user: UserSummary,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct UserSummary {
+    id: Uuid,
+    email: String,
+    name: String,
+    role: Role,
+    organization_id: Uuid,
+}
+
+impl From<User> for UserSummary {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            role: u.role,
+            organization_id: u.organization_id,
+        }
+    }
+}
+
+/// Exchanges an email and password for an access token and a refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest, responses(
+    (status = 200, body = LoginResponse),
+    (status = 401, body = ErrorEnvelope, description = "unknown email, wrong password or deactivated user"),
+    (status = 422, body = ErrorEnvelope),
+    (status = 429, body = ErrorEnvelope, description = "too many attempts; see Retry-After"),
+))]
+async fn login(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    use secrecy::ExposeSecret;
+    let mut errors = FieldErrors::default();
+    errors.text(&body.email, "email", 1, 320);
+    let password_len = body.password.expose_secret().len();
+    errors.check(
+        (1..=MAX_PASSWORD_LEN).contains(&password_len),
+        "password",
+        "must be 1 to 1024 bytes",
+    );
+    errors.finish()?;
+    let email = body.email.trim();
+    state.rate_limits().check_login(meta.ip, email)?;
+
+    let credentials = aim_store::users::credentials_by_email(&state.db, email).await?;
+    let matched = state
+        .passwords()
+        .verify(
+            &body.password,
+            credentials.as_ref().map(|c| c.password_hash.as_str()),
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let anonymous = Actor {
+        kind: ActorKind::Anonymous,
+        id: None,
+        ip: meta.ip.map(|ip| ip.to_string()),
+        request_id: meta.request_id.clone(),
+    };
+    let user = match credentials {
+        Some(c) if matched && c.is_active => c,
+        other => {
+            let who = other.map(|c| (c.organization_id, c.id));
+            aim_store::users::record_login(&state.db, who, false, email, &anonymous).await?;
+            return Err(ApiError::Unauthorized);
+        }
+    };
+    let actor = Actor {
+        kind: ActorKind::User,
+        id: Some(user.id),
+        ..anonymous
+    };
+    aim_store::users::record_login(
+        &state.db,
+        Some((user.organization_id, user.id)),
+        true,
+        email,
+        &actor,
+    )
+    .await?;
+    let profile = aim_store::users::get(&state.db, user.organization_id, user.id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let tokens = issue_pair(&state, profile.id, profile.organization_id, profile.role).await?;
+    Ok(Json(tokens.into_response(profile)))
+}
+
+struct Pair {
+    access: crate::auth::jwt::Issued,
+    refresh: crate::auth::jwt::Issued,
+}
+
+impl Pair {
+    fn into_response(self, user: User) -> LoginResponse {
+        LoginResponse {
+            token: self.access.token.clone(),
+            access_token: self.access.token,
+            token_type: "Bearer",
+            expires_at: self.access.expires_at,
+            refresh_token: self.refresh.token,
+            refresh_expires_at: self.refresh.expires_at,
+            user: user.into(),
+        }
+    }
+}
+
+async fn issue_pair(
+    state: &AppState,
+    user: Uuid,
+    organization: Uuid,
+    role: Role,
+) -> Result<Pair, ApiError> {
+    let tokens = state.tokens();
+    let issue = |typ| {
+        tokens
+            .issue(typ, user, organization, role)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    };
+    let access = issue(TokenType::Access)?;
+    let refresh = issue(TokenType::Refresh)?;
+    aim_store::sessions::create(
+        &state.db,
+        refresh.jti,
+        organization,
+        user,
+        refresh.expires_at,
+    )
+    .await?;
+    Ok(Pair { access, refresh })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token; the old refresh
+/// token is consumed.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
+    (status = 200, body = LoginResponse),
+    (status = 401, body = ErrorEnvelope, description = "invalid, used, revoked or expired refresh token"),
+))]
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let claims = state
+        .tokens()
+        .verify(&body.refresh_token, TokenType::Refresh)
+        .map_err(|_| ApiError::Unauthorized)?;
+    let (organization, user) = aim_store::sessions::consume(&state.db, claims.jti)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let profile = aim_store::users::get(&state.db, organization, user)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let tokens = issue_pair(&state, profile.id, profile.organization_id, profile.role).await?;
+    Ok(Json(tokens.into_response(profile)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+struct LogoutRequest {
+    refresh_token: String,
+}
+
+/// Revokes a refresh token server-side. The access token stays valid until it expires, so keep
+/// its lifetime short (`AIM_ACCESS_TOKEN_TTL_S`).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
+    security(("bearer" = [])), responses(
+    (status = 204, description = "revoked (or already revoked)"),
+    (status = 401, body = ErrorEnvelope),
+))]
+async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<LogoutRequest>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let user = principal.user_with(Role::Viewer)?;
+    let claims = state
+        .tokens()
+        .verify(&body.refresh_token, TokenType::Refresh)
+        .map_err(|_| ApiError::invalid("refresh_token", "is not a valid refresh token"))?;
+    if claims.sub != user {
+        return Err(ApiError::invalid(
+            "refresh_token",
+            "belongs to another user",
+        ));
+    }
+    aim_store::sessions::revoke(&state.db, claims.jti, user).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Me {
+    User(User),
+    Agent(aim_store::model::Agent),
+}
+
+/// The caller: the user behind a token, or the agent behind a key.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])), responses(
+    (status = 200, body = Me),
+    (status = 401, body = ErrorEnvelope),
+))]
+async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<Me>, ApiError> {
+    match principal {
+        Principal::User {
+            user_id,
+            organization_id,
+            ..
+        } => aim_store::users::get(&state.db, organization_id, user_id)
+            .await?
+            .map(|u| Json(Me::User(u)))
+            .ok_or(ApiError::Unauthorized),
+        Principal::Agent {
+            agent_id,
+            organization_id,
+            ..
+        } => aim_store::agents::get(&state.db, organization_id, agent_id)
+            .await?
+            .map(|a| Json(Me::Agent(a)))
+            .ok_or(ApiError::Unauthorized),
+    }
+}

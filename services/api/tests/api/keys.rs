@@ -1,0 +1,270 @@
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn keys_are_shown_once_stored_hashed_and_authenticate_the_agent() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id");
+
+    let created = app
+        .post_as(
+            &format!("/api/v1/agents/{id}/api-keys"),
+            &admin.token,
+            json!({ "name": "ci" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let key = created.body["api_key"].as_str().expect("key").to_owned();
+    assert!(key.starts_with("aim_") && key.len() == 68, "{key}");
+    assert!(key.starts_with(created.body["prefix"].as_str().expect("prefix")));
+
+    let stored: Vec<(Vec<u8>, String)> = sqlx::query_as("SELECT key_hash, prefix FROM api_keys")
+        .fetch_all(&app.pool)
+        .await
+        .expect("keys");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0.len(), 32, "only a SHA-256 is stored");
+    assert!(!String::from_utf8_lossy(&stored[0].0).contains(&key[4..]));
+
+    let list = app
+        .get_as(&format!("/api/v1/agents/{id}/api-keys"), &admin.token)
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body["api_keys"][0].get("api_key").is_none(),
+        "lists never show the key"
+    );
+    assert_eq!(list.body["api_keys"][0]["prefix"], created.body["prefix"]);
+
+    // Both header forms authenticate, as this agent.
+    let bearer = app.get_as("/api/v1/agents", &key).await;
+    assert_eq!(bearer.status, StatusCode::OK, "{}", bearer.body);
+    assert_eq!(bearer.body["agents"][0]["id"], id);
+    let header = app
+        .request(
+            Request::get("/api/v1/auth/me")
+                .header("x-api-key", &key)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(header.status, StatusCode::OK);
+    assert_eq!(header.body["type"], "agent");
+    assert_eq!(header.body["id"], id);
+}
+
+#[tokio::test]
+async fn agents_read_only_themselves_and_cannot_administer() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let me = app.agent(&admin.token, "me").await;
+    let other = app.agent(&admin.token, "other").await;
+    let key = app.key(&admin.token, me["id"].as_str().expect("id")).await;
+
+    assert_eq!(
+        app.get_as(
+            &format!("/api/v1/agents/{}", me["id"].as_str().expect("id")),
+            &key
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_as(
+            &format!("/api/v1/agents/{}", other["id"].as_str().expect("id")),
+            &key
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post_as("/api/v1/agents", &key, json!({ "name": "x" }))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get_as("/api/v1/users", &key).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get_as("/api/v1/audit-events", &key).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let score = app
+        .call(
+            Method::PUT,
+            &format!(
+                "/api/v1/agents/{}/trust-score",
+                me["id"].as_str().expect("id")
+            ),
+            Some(&key),
+            Some(json!({ "trust_score": 1.0, "reason": "self-promotion" })),
+        )
+        .await;
+    assert_eq!(score.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn revoked_and_expired_keys_stop_working() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id");
+    let created = app
+        .post_as(
+            &format!("/api/v1/agents/{id}/api-keys"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    let key = created.body["api_key"].as_str().expect("key").to_owned();
+    let key_id = created.body["id"].as_str().expect("key id").to_owned();
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::OK,
+        "cached now"
+    );
+
+    let revoked = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{id}/api-keys/{key_id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::UNAUTHORIZED,
+        "revocation applies at once here"
+    );
+    let again = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{id}/api-keys/{key_id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+
+    let past = app
+        .post_as(
+            &format!("/api/v1/agents/{id}/api-keys"),
+            &admin.token,
+            json!({ "expires_at": "2020-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let expiring = app
+        .post_as(
+            &format!("/api/v1/agents/{id}/api-keys"),
+            &admin.token,
+            json!({ "expires_at": soon }),
+        )
+        .await;
+    let expiring = expiring.body["api_key"].as_str().expect("key").to_owned();
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &expiring).await.status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &expiring).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn revoking_an_agent_stops_its_keys() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id");
+    let key = app.key(&admin.token, id).await;
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::OK
+    );
+    let revoke = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/agents/{id}"),
+            Some(&admin.token),
+            Some(json!({ "status": "revoked" })),
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK);
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn cached_keys_authenticate_while_the_database_is_down() {
+    let app = TestApp::spawn_behind_proxy().await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let key = app
+        .key(&admin.token, agent["id"].as_str().expect("id"))
+        .await;
+    // Warm the cache, then cut the database.
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::OK
+    );
+    app.proxy().cut();
+    // A request rejected after authentication but before any query: authentication itself
+    // needed no database (an unauthenticated caller gets 401, a database-backed check 503).
+    let rejected = app.get_as("/api/v1/verifications?limit=0", &key).await;
+    assert_eq!(
+        rejected.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        rejected.body
+    );
+    let unknown = app
+        .get_as(
+            "/api/v1/verifications?limit=0",
+            "aim_1111111111111111111111111111111111111111111111111111111111111111",
+        )
+        .await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "an uncached key needs the database"
+    );
+    // A query that needs the database says so, without a 500.
+    let listed = app.get_as("/api/v1/verifications", &key).await;
+    assert_eq!(listed.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(listed.error_code(), "service_unavailable");
+}
+
+#[tokio::test]
+async fn agent_keys_are_rate_limited() {
+    let app = TestApp::spawn_with(&[("AIM_AGENT_RATE_LIMIT_PER_S", "2")]).await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let key = app
+        .key(&admin.token, agent["id"].as_str().expect("id"))
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(app.get_as("/api/v1/auth/me", &key).await.status);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}

@@ -1,0 +1,61 @@
+use axum::http::StatusCode;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_endpoint() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/api/v1/openapi.json").await;
+    assert_eq!(response.status, StatusCode::OK);
+    let doc = &response.body;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    let expected = [
+        ("get", "/health"),
+        ("get", "/health/ready"),
+        ("get", "/api/v1/status"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/logout"),
+        ("get", "/api/v1/auth/me"),
+        ("get", "/api/v1/users"),
+        ("post", "/api/v1/users"),
+        ("get", "/api/v1/users/{id}"),
+        ("patch", "/api/v1/users/{id}"),
+        ("get", "/api/v1/agents"),
+        ("post", "/api/v1/agents"),
+        ("get", "/api/v1/agents/{id}"),
+        ("patch", "/api/v1/agents/{id}"),
+        ("delete", "/api/v1/agents/{id}"),
+        ("put", "/api/v1/agents/{id}/trust-score"),
+        ("get", "/api/v1/agents/{id}/trust-history"),
+        ("get", "/api/v1/agents/{id}/api-keys"),
+        ("post", "/api/v1/agents/{id}/api-keys"),
+        ("delete", "/api/v1/agents/{id}/api-keys/{key_id}"),
+        ("post", "/api/v1/agents/{id}/verify-action"),
+        ("get", "/api/v1/verifications"),
+        ("get", "/api/v1/audit-events"),
+    ];
+    let paths = doc["paths"].as_object().expect("paths");
+    for (method, path) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} undocumented"
+        );
+    }
+    let documented: usize = paths
+        .values()
+        .map(|p| p.as_object().map_or(0, |m| m.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "a documented route is missing from this list"
+    );
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
