@@ -5,6 +5,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::StoreError;
+use crate::audit::{self, AuditEntry};
+use crate::model::Actor;
 
 /// # Errors
 /// The database error.
@@ -45,18 +47,38 @@ pub async fn consume(pool: &PgPool, id: Uuid) -> Result<Option<(Uuid, Uuid)>, St
     .await?)
 }
 
-/// Revokes one of the user's refresh tokens; true when it was live.
+/// Revokes one of the user's refresh tokens (logout), audited; true when it was live.
 ///
 /// # Errors
 /// The database error.
-pub async fn revoke(pool: &PgPool, id: Uuid, user_id: Uuid) -> Result<bool, StoreError> {
+pub async fn revoke(
+    pool: &PgPool,
+    id: Uuid,
+    organization_id: Uuid,
+    user_id: Uuid,
+    actor: &Actor,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = now() \
          WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
     )
     .bind(id)
     .bind(user_id)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    audit::record(
+        &mut tx,
+        AuditEntry {
+            organization_id: Some(organization_id),
+            actor,
+            action: "auth.logout",
+            target_type: Some("user"),
+            target_id: Some(user_id),
+            details: serde_json::json!({ "session_was_live": done.rows_affected() == 1 }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }

@@ -60,7 +60,7 @@ pub enum TokenError {
     Invalid(#[from] jsonwebtoken::errors::Error),
     #[error("wrong token type")]
     WrongType,
-    #[error("token lifetime out of range")]
+    #[error("token lifetime out of range or issued in the future")]
     Lifetime,
 }
 
@@ -127,6 +127,11 @@ impl Tokens {
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
         if claims.typ != expected {
             return Err(TokenError::WrongType);
+        }
+        // jsonwebtoken checks `exp` but not that `iat` is not in the future.
+        let leeway = i64::try_from(LEEWAY_S).unwrap_or(i64::MAX);
+        if claims.iat > Utc::now().timestamp().saturating_add(leeway) {
+            return Err(TokenError::Lifetime);
         }
         Ok(claims)
     }
@@ -207,6 +212,25 @@ mod tests {
                 .verify(&format!("{header}.{body}."), TokenType::Access)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn tokens_issued_in_the_future_are_rejected() {
+        let t = tokens();
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: Uuid::nil(),
+            org: Uuid::nil(),
+            role: Role::Admin,
+            typ: TokenType::Access,
+            jti: Uuid::nil(),
+            iat: now + 3600,
+            exp: now + 7200,
+            iss: ISSUER.to_owned(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding)
+            .expect("encode");
+        assert!(t.verify(&token, TokenType::Access).is_err());
     }
 
     #[test]

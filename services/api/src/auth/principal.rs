@@ -253,7 +253,11 @@ mod tests {
         headers.append("x-forwarded-for", HeaderValue::from_static("3.3.3.3"));
         assert_eq!(forwarded_for(&headers), "3.3.3.3".parse().ok());
         headers.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1, junk"));
-        assert_eq!(forwarded_for(&headers), None, "a client-forged prefix is never used");
+        assert_eq!(
+            forwarded_for(&headers),
+            None,
+            "a client-forged prefix is never used"
+        );
     }
 
     #[test]

@@ -226,6 +226,7 @@ struct LogoutRequest {
 async fn logout(
     State(state): State<AppState>,
     principal: Principal,
+    meta: ClientMeta,
     ApiJson(body): ApiJson<LogoutRequest>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let user = principal.user_with(Role::Viewer)?;
@@ -239,7 +240,14 @@ async fn logout(
             "belongs to another user",
         ));
     }
-    aim_store::sessions::revoke(&state.db, claims.jti, user).await?;
+    aim_store::sessions::revoke(
+        &state.db,
+        claims.jti,
+        principal.organization_id(),
+        user,
+        &principal.actor(&meta),
+    )
+    .await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

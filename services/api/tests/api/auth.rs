@@ -173,6 +173,10 @@ async fn logout_revokes_the_refresh_token() {
         )
         .await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
+    let audit = app
+        .get_as("/api/v1/audit-events?action=auth.logout", &admin.token)
+        .await;
+    assert_eq!(audit.body["total"], 1, "{}", audit.body);
 }
 
 #[tokio::test]

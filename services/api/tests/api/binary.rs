@@ -32,21 +32,44 @@ fn aim(data_dir: &Path, port: u16, args: &[&str]) -> Command {
     command
 }
 
+/// Logs go to `<log>`, standard output (the first admin's credentials) to `<log>.out`.
 fn spawn_serve(data_dir: &Path, port: u16, log: &str) -> Child {
-    let log = std::fs::File::create(data_dir.join(log)).expect("log file");
+    let err = std::fs::File::create(data_dir.join(log)).expect("log file");
+    let out = std::fs::File::create(data_dir.join(format!("{log}.out"))).expect("out file");
     aim(data_dir, port, &["serve"])
-        .stdout(Stdio::null())
-        .stderr(log)
+        .stdout(out)
+        .stderr(err)
         .spawn()
         .expect("spawn aim serve")
 }
 
 /// A bare HTTP/1.1 GET, enough to read a status body without an HTTP client dependency.
 async fn get(port: u16, path: &str) -> Option<(u16, serde_json::Value)> {
+    send(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+async fn post_json(
+    port: u16,
+    path: &str,
+    body: &serde_json::Value,
+) -> Option<(u16, serde_json::Value)> {
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    send(port, &request).await
+}
+
+async fn send(port: u16, request: &str) -> Option<(u16, serde_json::Value)> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.ok()?;
@@ -110,6 +133,48 @@ async fn serve_runs_its_own_cluster_and_survives_a_crash() {
     let mut first = spawn_serve(&data, port, "first.log");
     wait_until_healthy(port, &mut first).await;
 
+    // The first start created admin@localhost and printed its password once.
+    let out = std::fs::read_to_string(data.join("first.log.out")).expect("stdout");
+    let password = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no password printed: {out}"));
+    let (status, body) = post_json(
+        port,
+        "/api/v1/auth/login",
+        &serde_json::json!({ "email": "admin@localhost", "password": password }),
+    )
+    .await
+    .expect("login answered");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["role"], "admin");
+    let log = std::fs::read_to_string(data.join("first.log")).expect("log");
+    assert!(!log.contains(password), "the password is never logged");
+
+    let made = aim(
+        &data,
+        free_port(),
+        &["bootstrap", "--org", "Globex", "--email", "ops@globex.test"],
+    )
+    .output()
+    .expect("aim bootstrap");
+    assert!(made.status.success(), "{}", text(&made));
+    let stdout = String::from_utf8_lossy(&made.stdout);
+    let generated = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("password"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no generated password: {stdout}"));
+    let (status, body) = post_json(
+        port,
+        "/api/v1/auth/login",
+        &serde_json::json!({ "email": "ops@globex.test", "password": generated }),
+    )
+    .await
+    .expect("login answered");
+    assert_eq!(status, 200, "{body}");
+
     let second = aim(&data, free_port(), &["serve"])
         .output()
         .expect("run a second aim");
@@ -141,6 +206,11 @@ async fn serve_runs_its_own_cluster_and_survives_a_crash() {
     wait_until_healthy(port, &mut third).await;
     let log = std::fs::read_to_string(data.join("third.log")).expect("log");
     assert!(log.contains("adopting"), "{log}");
+    let out = std::fs::read_to_string(data.join("third.log.out")).expect("stdout");
+    assert!(
+        !out.contains("password"),
+        "credentials are printed only on the first start: {out}"
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &third.id().to_string()])

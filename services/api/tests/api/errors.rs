@@ -49,3 +49,42 @@ async fn metrics_are_not_served_on_the_public_router() {
     let response = app.get("/metrics").await;
     assert_eq!(response.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn cors_answers_only_configured_origins() {
+    let preflight = |origin: &'static str| {
+        Request::options("/api/v1/agents")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .expect("request")
+    };
+    let app = TestApp::spawn_with(&[("AIM_CORS_ORIGINS", "https://console.example.com")]).await;
+    let allowed = app.request(preflight("https://console.example.com")).await;
+    assert!(allowed.status.is_success(), "{}", allowed.status);
+    assert_eq!(
+        allowed.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://console.example.com"
+    );
+    let other = app.request(preflight("https://evil.example.com")).await;
+    assert!(
+        !other
+            .headers
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
+
+    let closed = TestApp::spawn().await;
+    let response = closed
+        .request(preflight("https://console.example.com"))
+        .await;
+    assert!(
+        !response
+            .headers
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        "no CORS unless configured"
+    );
+}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aim_api::config::Config;
-use aim_api::{AppState, app};
+use aim_api::{AppState, app, app_with_cors};
 use aim_store::PgPool;
 use aim_store::testing::{FaultProxy, TestDatabase};
 use axum::Router;
@@ -78,8 +78,9 @@ impl TestApp {
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
         let db = TestDatabase::create().await;
         let pool = aim_store::connect_lazy(&db.url(), &settings()).expect("pool");
+        let config = config(overrides);
         Self {
-            router: app(state(pool.clone(), &config(overrides))),
+            router: app_with_cors(state(pool.clone(), &config), &config.cors_origins),
             pool,
             proxy: None,
         }
