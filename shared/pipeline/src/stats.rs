@@ -1,0 +1,179 @@
+//! The pipeline's accounting. Atomics are the source of truth (cheap to bump per batch, read by
+//! `/api/v1/status` and by tests); [`PipelineStats::export`] copies them into the Prometheus
+//! recorder when `/metrics` is scraped.
+//!
+//! The invariant, at all times: received (+ recovered from a previous run's spool) = written +
+//! dropped (all reasons) + queued + in flight + in spool.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Why events were dropped; each is a label value of `aim_analytics_events_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The bounded queue was full.
+    QueueFull,
+    /// The database was down and the spool at its size cap.
+    SpoolFull,
+    /// A spooled batch older than the spool's maximum age.
+    SpoolExpired,
+    /// A spool frame that failed its checksum or was torn.
+    SpoolCorrupt,
+    /// PostgreSQL refused the batch's content.
+    Rejected,
+    /// Arrived after the pipeline was closed for shutdown.
+    Shutdown,
+}
+
+impl DropReason {
+    pub const ALL: [Self; 6] = [
+        Self::QueueFull,
+        Self::SpoolFull,
+        Self::SpoolExpired,
+        Self::SpoolCorrupt,
+        Self::Rejected,
+        Self::Shutdown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::SpoolFull => "spool_full",
+            Self::SpoolExpired => "spool_expired",
+            Self::SpoolCorrupt => "spool_corrupt",
+            Self::Rejected => "rejected",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Self::QueueFull => 0,
+            Self::SpoolFull => 1,
+            Self::SpoolExpired => 2,
+            Self::SpoolCorrupt => 3,
+            Self::Rejected => 4,
+            Self::Shutdown => 5,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    pub(crate) received: AtomicU64,
+    pub(crate) written: AtomicU64,
+    dropped: [AtomicU64; 6],
+    pub(crate) spooled: AtomicU64,
+    pub(crate) replayed: AtomicU64,
+    /// Events a previous run left in the spool, found at start.
+    pub(crate) recovered: AtomicU64,
+    /// Events taken off the queue and not yet written, spooled or dropped.
+    pub(crate) in_flight: AtomicI64,
+    /// Events sitting in the spool, waiting for replay.
+    pub(crate) in_spool: AtomicI64,
+    pub(crate) batches_written: AtomicU64,
+    pub(crate) batches_duplicate: AtomicU64,
+    pub(crate) spool_bytes: AtomicU64,
+    pub(crate) spool_frames: AtomicU64,
+    pub(crate) corrupt_frames: AtomicU64,
+    /// Unix milliseconds of the last committed batch; 0 before the first.
+    pub(crate) last_flush_ms: AtomicI64,
+    pub(crate) database_down: std::sync::atomic::AtomicBool,
+}
+
+/// A consistent-enough copy for status pages and tests.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsSnapshot {
+    pub received: u64,
+    /// Received and not dropped at the door (`queue_full`, `shutdown`).
+    pub enqueued: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub spooled: u64,
+    pub replayed: u64,
+    pub recovered: u64,
+    pub in_flight: i64,
+    pub in_spool: i64,
+    pub batches_written: u64,
+    pub batches_duplicate: u64,
+    pub spool_bytes: u64,
+    pub spool_frames: u64,
+    pub corrupt_frames: u64,
+    pub last_flush_ms: i64,
+    pub database_down: bool,
+    pub dropped_by_reason: Vec<(&'static str, u64)>,
+}
+
+impl PipelineStats {
+    pub fn drop_events(&self, reason: DropReason, events: u64) {
+        self.dropped[reason.index()].fetch_add(events, Ordering::Relaxed);
+    }
+
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason.index()].load(Ordering::Relaxed)
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let dropped_by_reason: Vec<_> = DropReason::ALL
+            .iter()
+            .map(|r| (r.as_str(), self.dropped(*r)))
+            .collect();
+        StatsSnapshot {
+            received: self.received.load(Ordering::Relaxed),
+            enqueued: self.received.load(Ordering::Relaxed).saturating_sub(
+                self.dropped(DropReason::QueueFull) + self.dropped(DropReason::Shutdown),
+            ),
+            written: self.written.load(Ordering::Relaxed),
+            dropped: dropped_by_reason.iter().map(|(_, n)| n).sum(),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            recovered: self.recovered.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            in_spool: self.in_spool.load(Ordering::Relaxed),
+            batches_written: self.batches_written.load(Ordering::Relaxed),
+            batches_duplicate: self.batches_duplicate.load(Ordering::Relaxed),
+            spool_bytes: self.spool_bytes.load(Ordering::Relaxed),
+            spool_frames: self.spool_frames.load(Ordering::Relaxed),
+            corrupt_frames: self.corrupt_frames.load(Ordering::Relaxed),
+            last_flush_ms: self.last_flush_ms.load(Ordering::Relaxed),
+            database_down: self.database_down.load(Ordering::Relaxed),
+            dropped_by_reason,
+        }
+    }
+
+    /// Copies the counters into the process's metrics recorder (called on each scrape).
+    pub fn export(&self, queue_depth: usize) {
+        let s = self.snapshot();
+        metrics::counter!("aim_analytics_events_received_total").absolute(s.received);
+        metrics::counter!("aim_analytics_events_enqueued_total").absolute(s.enqueued);
+        metrics::counter!("aim_analytics_events_written_total").absolute(s.written);
+        metrics::counter!("aim_analytics_events_spooled_total").absolute(s.spooled);
+        metrics::counter!("aim_analytics_events_replayed_total").absolute(s.replayed);
+        for (reason, n) in &s.dropped_by_reason {
+            metrics::counter!("aim_analytics_events_dropped_total", "reason" => *reason)
+                .absolute(*n);
+        }
+        metrics::counter!("aim_analytics_batches_total", "outcome" => "written")
+            .absolute(s.batches_written);
+        metrics::counter!("aim_analytics_batches_total", "outcome" => "duplicate")
+            .absolute(s.batches_duplicate);
+        metrics::counter!("aim_analytics_spool_corrupt_frames_total").absolute(s.corrupt_frames);
+        metrics::gauge!("aim_analytics_queue_depth").set(queue_depth as f64);
+        metrics::gauge!("aim_analytics_events_in_flight").set(s.in_flight as f64);
+        metrics::gauge!("aim_analytics_spool_bytes").set(s.spool_bytes as f64);
+        metrics::gauge!("aim_analytics_spool_frames").set(s.spool_frames as f64);
+        metrics::gauge!("aim_analytics_database_down").set(if s.database_down { 1.0 } else { 0.0 });
+        metrics::gauge!("aim_analytics_last_flush_timestamp_seconds")
+            .set(s.last_flush_ms as f64 / 1000.0);
+    }
+}
+
+impl StatsSnapshot {
+    /// Whether every event is accounted for: `received + recovered = written + dropped +
+    /// queued + in flight + in spool`.
+    pub fn balanced(&self, queued: u64) -> bool {
+        let pending = u64::try_from(self.in_flight + self.in_spool).unwrap_or(u64::MAX);
+        self.received + self.recovered == self.written + self.dropped + queued + pending
+    }
+}

@@ -1,0 +1,322 @@
+//! The pipeline against a real PostgreSQL: exact row counts, exact drop counts, spooling while
+//! the database is cut and exactly-once replay, duplicate batches, damaged spool segments, and
+//! shutdown with a full queue.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aim_pipeline::spool::{Spool, SpooledBatch};
+use aim_pipeline::{ApiCallEvent, CallRow, DropReason, Pipeline, PipelineConfig};
+use aim_store::testing::TestDatabase;
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+fn event(organization: Uuid, i: u64) -> ApiCallEvent {
+    ApiCallEvent {
+        id: Uuid::now_v7(),
+        organization_id: organization,
+        agent_id: Some(Uuid::now_v7()),
+        user_id: None,
+        method: http::Method::POST,
+        endpoint: Arc::from("/api/v1/agents/{id}/verify-action"),
+        status_code: 200,
+        duration_ms: 0.5,
+        request_size_bytes: i,
+        response_size_bytes: 100,
+        user_agent: Some(http::HeaderValue::from_static("test")),
+        ip_address: Some("127.0.0.1".parse().expect("ip")),
+        error_message: None,
+        request_id: Some(http::HeaderValue::from_str(&format!("req-{i}")).expect("ascii")),
+        called_at: SystemTime::now(),
+    }
+}
+
+fn config(spool: &std::path::Path) -> PipelineConfig {
+    PipelineConfig {
+        queue_capacity: 65_536,
+        writers: 2,
+        batch_max: 500,
+        flush_after: Duration::from_millis(20),
+        spool_dir: spool.to_path_buf(),
+        spool_max_bytes: 64 * 1024 * 1024,
+        spool_max_age: Duration::from_secs(7 * 86_400),
+    }
+}
+
+fn pg(url: &secrecy::SecretString) -> tokio_postgres::Config {
+    tokio_postgres::Config::from_str(url.expose_secret()).expect("URL")
+}
+
+async fn count(db: &TestDatabase, sql: &str) -> i64 {
+    let pool = aim_store::connect(
+        &db.url(),
+        &aim_store::PoolSettings::default(),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("pool");
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect(sql);
+    pool.close().await;
+    n
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(20)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_becomes_exactly_one_row() {
+    let db = TestDatabase::create().await;
+    let spool = tempfile::tempdir().expect("spool");
+    let pipeline = Pipeline::start(config(spool.path()), pg(&db.url())).expect("start");
+    let sink = pipeline.sink();
+    let org = Uuid::now_v7();
+    for i in 0..5_000 {
+        sink.record(event(org, i));
+    }
+    let stats = Arc::clone(pipeline.stats());
+    wait_for("5000 rows written", || stats.snapshot().written == 5_000).await;
+    assert_eq!(pipeline.shutdown(deadline()).await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 5_000);
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT id) FROM api_calls").await,
+        5_000
+    );
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT request_id) FROM api_calls").await,
+        5_000
+    );
+    let ledger = count(
+        &db,
+        "SELECT coalesce(sum(row_count), 0)::bigint FROM ingest_batches",
+    )
+    .await;
+    assert_eq!(ledger, 5_000, "the ledger accounts for every row");
+    let s = stats.snapshot();
+    assert!(s.balanced(0), "{s:?}");
+    assert_eq!(s.dropped, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_drops_and_counts_exactly() {
+    let db = TestDatabase::create().await;
+    let proxy = db.proxy().await;
+    let spool = tempfile::tempdir().expect("spool");
+    let mut cfg = config(spool.path());
+    cfg.queue_capacity = 100;
+    cfg.writers = 1;
+    cfg.batch_max = 10;
+    let pipeline = Pipeline::start(cfg, pg(&db.url_via(&proxy))).expect("start");
+    let sink = pipeline.sink();
+    let stats = Arc::clone(pipeline.stats());
+    // Hold the writer on a stalled database, then offer far more than the queue holds.
+    proxy.pause();
+    sink.record(event(Uuid::nil(), 0));
+    wait_for("the writer to take its batch", || {
+        stats.snapshot().in_flight == 1
+    })
+    .await;
+    for i in 1..1_000 {
+        sink.record(event(Uuid::nil(), i));
+    }
+    let s = stats.snapshot();
+    assert_eq!(pipeline.queue_depth(), 100);
+    assert_eq!(
+        stats.dropped(DropReason::QueueFull),
+        1_000 - 100 - 1,
+        "{s:?}"
+    );
+    assert!(s.balanced(100), "{s:?}");
+
+    proxy.resume();
+    wait_for("the queue to drain", || stats.snapshot().written == 101).await;
+    pipeline.shutdown(deadline()).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 101);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_spooled_while_the_database_is_cut_and_replayed_exactly_once() {
+    let db = TestDatabase::create().await;
+    let proxy = db.proxy().await;
+    let spool = tempfile::tempdir().expect("spool");
+    let pipeline = Pipeline::start(config(spool.path()), pg(&db.url_via(&proxy))).expect("start");
+    let sink = pipeline.sink();
+    let stats = Arc::clone(pipeline.stats());
+    for i in 0..1_000 {
+        sink.record(event(Uuid::nil(), i));
+    }
+    wait_for("the first rows", || stats.snapshot().written == 1_000).await;
+
+    proxy.cut();
+    for i in 0..3_000 {
+        sink.record(event(Uuid::nil(), i));
+    }
+    wait_for("everything spooled", || stats.snapshot().in_spool == 3_000).await;
+    let s = stats.snapshot();
+    assert!(s.database_down && s.spool_bytes > 0, "{s:?}");
+    assert_eq!(pipeline.status().state, "spooling");
+    assert!(s.balanced(0), "{s:?}");
+
+    proxy.resume();
+    wait_for("the spool replayed", || {
+        let s = stats.snapshot();
+        s.written == 4_000 && s.in_spool == 0
+    })
+    .await;
+    pipeline.shutdown(deadline()).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 4_000);
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT id) FROM api_calls").await,
+        4_000
+    );
+    let s = stats.snapshot();
+    assert_eq!(s.replayed, 3_000);
+    assert_eq!(s.dropped, 0);
+    assert_eq!(s.spool_bytes, 0);
+    assert!(
+        std::fs::read_dir(spool.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .all(|e| e.path().is_dir()),
+        "segments removed"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_replayed_after_it_committed_is_not_duplicated() {
+    let db = TestDatabase::create().await;
+    let (mut client, connection) = pg(&db.url())
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let rows: Vec<CallRow> = (0..50)
+        .map(|i| CallRow::from_event(&event(Uuid::nil(), i)))
+        .collect();
+    let batch = Uuid::now_v7();
+    let first = aim_pipeline::copy::write_batch(&mut client, batch, &rows)
+        .await
+        .expect("first");
+    let again = aim_pipeline::copy::write_batch(&mut client, batch, &rows)
+        .await
+        .expect("again");
+    assert_eq!(first, aim_pipeline::copy::Outcome::Written);
+    assert_eq!(again, aim_pipeline::copy::Outcome::Duplicate);
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_spool_segments_are_skipped_counted_and_quarantined() {
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().expect("spool");
+    let batch = |n: u64| SpooledBatch {
+        batch_id: Uuid::now_v7(),
+        spooled_at_ms: chrono::Utc::now().timestamp_millis(),
+        rows: (0..n)
+            .map(|i| CallRow::from_event(&event(Uuid::nil(), i)))
+            .collect(),
+    };
+    {
+        let mut spool = Spool::open(dir.path(), u64::MAX).expect("open");
+        // Segment 0: good, corrupt, good. Segment 1: good, then a torn frame. Segment 2: good.
+        let first = spool.append(&batch(10), 0).expect("append");
+        spool.append(&batch(20), 0).expect("append");
+        spool.append(&batch(30), 0).expect("append");
+        spool.seal();
+        spool.append(&batch(40), 0).expect("append");
+        spool.append(&batch(50), 0).expect("append");
+        spool.seal();
+        spool.append(&batch(60), 0).expect("append");
+        spool.seal();
+        let segments = spool.sealed_segments().expect("segments");
+        let mut bytes = std::fs::read(&segments[0]).expect("read");
+        bytes[usize::try_from(first).expect("size") + 12] ^= 0x40;
+        std::fs::write(&segments[0], bytes).expect("write");
+        let mut bytes = std::fs::read(&segments[1]).expect("read");
+        bytes.truncate(bytes.len() - 5);
+        std::fs::write(&segments[1], bytes).expect("write");
+    }
+    let pipeline =
+        Pipeline::start(config(dir.path()), pg(&db.url())).expect("start despite damage");
+    let stats = Arc::clone(pipeline.stats());
+    wait_for("the good frames replayed", || {
+        stats.snapshot().written == 10 + 30 + 40 + 60
+    })
+    .await;
+    wait_for("segments handled", || stats.snapshot().corrupt_frames == 2).await;
+    pipeline.shutdown(deadline()).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 140);
+    assert_eq!(
+        stats.dropped(DropReason::SpoolCorrupt),
+        2,
+        "one corrupt frame, one torn frame"
+    );
+    let quarantined = std::fs::read_dir(dir.path().join("quarantine"))
+        .expect("quarantine")
+        .count();
+    assert_eq!(quarantined, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_a_full_queue_writes_every_event() {
+    let db = TestDatabase::create().await;
+    let spool = tempfile::tempdir().expect("spool");
+    let mut cfg = config(spool.path());
+    cfg.queue_capacity = 20_000;
+    cfg.flush_after = Duration::from_secs(60);
+    let pipeline = Pipeline::start(cfg, pg(&db.url())).expect("start");
+    let sink = pipeline.sink();
+    for i in 0..20_000 {
+        sink.record(event(Uuid::nil(), i));
+    }
+    let stats = Arc::clone(pipeline.stats());
+    assert_eq!(
+        pipeline.shutdown(deadline()).await,
+        0,
+        "nothing left behind"
+    );
+    sink.record(event(Uuid::nil(), 0));
+    assert_eq!(
+        stats.dropped(DropReason::Shutdown),
+        1,
+        "events after shutdown are counted"
+    );
+    assert_eq!(stats.dropped(DropReason::QueueFull), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 20_000);
+    assert!(stats.snapshot().balanced(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays() {
+    let db = TestDatabase::create().await;
+    let proxy = db.proxy().await;
+    let spool = tempfile::tempdir().expect("spool");
+    proxy.cut();
+    let pipeline = Pipeline::start(config(spool.path()), pg(&db.url_via(&proxy))).expect("start");
+    let sink = pipeline.sink();
+    for i in 0..700 {
+        sink.record(event(Uuid::nil(), i));
+    }
+    pipeline.shutdown(deadline()).await;
+
+    proxy.resume();
+    let next = Pipeline::start(config(spool.path()), pg(&db.url())).expect("restart");
+    assert_eq!(next.stats().snapshot().recovered, 700);
+    let stats = Arc::clone(next.stats());
+    wait_for("the replay", || stats.snapshot().written == 700).await;
+    next.shutdown(deadline()).await;
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 700);
+    assert!(stats.snapshot().balanced(0));
+}
