@@ -28,6 +28,12 @@ pub const DEFAULT_API_KEY_CACHE_TTL_S: u64 = 30;
 pub const DEFAULT_AGENT_RATE_LIMIT_PER_S: u32 = 100;
 pub const DEFAULT_LOGIN_RATE_LIMIT_PER_EMAIL_PER_MIN: u32 = 10;
 pub const DEFAULT_LOGIN_RATE_LIMIT_PER_IP_PER_MIN: u32 = 30;
+pub const DEFAULT_ANALYTICS_QUEUE_CAPACITY: usize = 65_536;
+pub const DEFAULT_ANALYTICS_WRITERS: usize = 2;
+pub const DEFAULT_ANALYTICS_BATCH_MAX: usize = 2_000;
+pub const DEFAULT_ANALYTICS_FLUSH_MS: u64 = 200;
+pub const DEFAULT_ANALYTICS_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+pub const DEFAULT_ANALYTICS_SPOOL_MAX_AGE_S: u64 = 7 * 24 * 3_600;
 /// The database the private cluster serves.
 pub const LOCAL_DATABASE: &str = "aim";
 /// HS256 keys shorter than the hash output weaken the signature.
@@ -140,6 +146,12 @@ pub struct Config {
     pub cors_origins: Vec<axum::http::HeaderValue>,
     /// `AIM_TRUST_PROXY`: take the client address from `X-Forwarded-For`.
     pub trust_proxy: bool,
+    /// `AIM_ANALYTICS_ENABLED`: record API calls; off only to measure the layer's cost.
+    pub analytics_enabled: bool,
+    /// The pipeline's sizing: `AIM_ANALYTICS_QUEUE_CAPACITY`, `AIM_ANALYTICS_WRITERS`,
+    /// `AIM_ANALYTICS_BATCH_MAX`, `AIM_ANALYTICS_FLUSH_MS`, `AIM_ANALYTICS_SPOOL_DIR`
+    /// (`$AIM_DATA_DIR/spool`), `AIM_ANALYTICS_SPOOL_MAX_BYTES`, `AIM_ANALYTICS_SPOOL_MAX_AGE_S`.
+    pub pipeline: aim_pipeline::PipelineConfig,
 }
 
 /// A variable that is missing or malformed; the message names it.
@@ -241,7 +253,35 @@ impl Config {
         let seconds = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
             parse_positive(get, name, default).map(Duration::from_secs)
         };
+        let data_dir = PathBuf::from(get("AIM_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR));
+        let pipeline = aim_pipeline::PipelineConfig {
+            queue_capacity: parse_positive(
+                get,
+                "AIM_ANALYTICS_QUEUE_CAPACITY",
+                DEFAULT_ANALYTICS_QUEUE_CAPACITY,
+            )?,
+            writers: parse_positive(get, "AIM_ANALYTICS_WRITERS", DEFAULT_ANALYTICS_WRITERS)?,
+            batch_max: parse_positive(get, "AIM_ANALYTICS_BATCH_MAX", DEFAULT_ANALYTICS_BATCH_MAX)?,
+            flush_after: Duration::from_millis(parse_positive(
+                get,
+                "AIM_ANALYTICS_FLUSH_MS",
+                DEFAULT_ANALYTICS_FLUSH_MS,
+            )?),
+            spool_dir: get("AIM_ANALYTICS_SPOOL_DIR")
+                .map_or_else(|| data_dir.join("spool"), PathBuf::from),
+            spool_max_bytes: parse_positive(
+                get,
+                "AIM_ANALYTICS_SPOOL_MAX_BYTES",
+                DEFAULT_ANALYTICS_SPOOL_MAX_BYTES,
+            )?,
+            spool_max_age: seconds(
+                "AIM_ANALYTICS_SPOOL_MAX_AGE_S",
+                DEFAULT_ANALYTICS_SPOOL_MAX_AGE_S,
+            )?,
+        };
         Ok(Self {
+            analytics_enabled: parse_bool(get, "AIM_ANALYTICS_ENABLED", true)?,
+            pipeline,
             admin,
             org_name: get("AIM_ORG_NAME").unwrap_or(DEFAULT_ORG_NAME).to_owned(),
             access_token_ttl: seconds("AIM_ACCESS_TOKEN_TTL_S", DEFAULT_ACCESS_TOKEN_TTL_S)?,
@@ -269,7 +309,7 @@ impl Config {
             metrics_listen: parse(get, "AIM_METRICS_LISTEN", DEFAULT_METRICS_LISTEN)?,
             environment,
             jwt_secret,
-            data_dir: PathBuf::from(get("AIM_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR)),
+            data_dir,
             log_format: parse(get, "AIM_LOG_FORMAT", "pretty")?,
             log_filter: get("RUST_LOG").unwrap_or(DEFAULT_LOG_FILTER).to_owned(),
             auto_migrate: parse_bool(get, "AIM_AUTO_MIGRATE", DEFAULT_AUTO_MIGRATE)?,

@@ -43,6 +43,9 @@ pub fn app(state: AppState) -> Router {
 
 /// [`app`], answering browser preflights from `cors_origins` (`AIM_CORS_ORIGINS`).
 pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
+    let analytics = state.pipeline().map(|pipeline| {
+        middleware::analytics::AnalyticsLayer::new(pipeline.sink(), state.trust_proxy())
+    });
     let (router, openapi) = routes::router().split_for_parts();
     let openapi = Arc::new(openapi);
     let router = router
@@ -57,6 +60,8 @@ pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outside the panic guard, so a panic is recorded as the 500 it answers.
+        .layer(tower::util::option_layer(analytics))
         .layer(middleware::request_log::layer())
         .layer(axum::middleware::from_fn(
             middleware::request_id::request_id,

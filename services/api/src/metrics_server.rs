@@ -1,6 +1,9 @@
 //! Prometheus `/metrics` on its own listener (`AIM_METRICS_LISTEN`, loopback by default), so
 //! the public listener never exposes it.
 
+use std::sync::Arc;
+
+use aim_pipeline::Pipeline;
 use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -21,6 +24,7 @@ pub(crate) fn spawn(
     tracker: &TaskTracker,
     listener: TcpListener,
     shutdown: CancellationToken,
+    pipeline: Option<Arc<Pipeline>>,
 ) -> anyhow::Result<()> {
     let handle = PrometheusBuilder::new().install_recorder()?;
     metrics::gauge!("aim_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -39,7 +43,7 @@ pub(crate) fn spawn(
 
     let router = Router::new()
         .route("/metrics", get(render))
-        .with_state(handle);
+        .with_state(Scrape { handle, pipeline });
     spawn_tracked(tracker, "metrics-listener", async move {
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -51,6 +55,17 @@ pub(crate) fn spawn(
     Ok(())
 }
 
-async fn render(axum::extract::State(handle): axum::extract::State<PrometheusHandle>) -> String {
-    handle.render()
+#[derive(Clone)]
+struct Scrape {
+    handle: PrometheusHandle,
+    pipeline: Option<Arc<Pipeline>>,
+}
+
+/// The pipeline keeps its own atomics (cheap per batch, readable by tests and the status page);
+/// they are copied into the recorder when scraped.
+async fn render(axum::extract::State(scrape): axum::extract::State<Scrape>) -> String {
+    if let Some(pipeline) = &scrape.pipeline {
+        pipeline.stats().export(pipeline.queue_depth());
+    }
+    scrape.handle.render()
 }

@@ -6,8 +6,12 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
 
+use aim_pipeline::Pipeline;
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
@@ -61,8 +65,18 @@ async fn serve_on(
         tracing::warn!(error = %e, "could not create api_calls partitions; the default partition takes the rows meanwhile");
     }
     let jwt_secret = secrets::jwt_secret(config)?;
-    let state =
-        AppState::new(pool.clone(), config, &jwt_secret).context("starting the password hasher")?;
+    let pipeline = if config.analytics_enabled {
+        let database = tokio_postgres::Config::from_str(database.url().expose_secret())
+            .context("DATABASE_URL is not a URL the analytics writers understand")?;
+        let pipeline = Pipeline::start(config.pipeline.clone(), database)
+            .context("starting the analytics pipeline")?;
+        Some(Arc::new(pipeline))
+    } else {
+        tracing::warn!("AIM_ANALYTICS_ENABLED=false: API calls are not recorded");
+        None
+    };
+    let state = AppState::new(pool.clone(), config, &jwt_secret, pipeline.clone())
+        .context("starting the password hasher")?;
     crate::bootstrap::on_start(&pool, state.passwords(), config).await?;
 
     let listener = TcpListener::bind(config.listen)
@@ -73,7 +87,12 @@ async fn serve_on(
         .with_context(|| format!("binding AIM_METRICS_LISTEN={}", config.metrics_listen))?;
 
     let tracker = TaskTracker::new();
-    metrics_server::spawn(&tracker, metrics_listener, shutdown.clone())?;
+    metrics_server::spawn(
+        &tracker,
+        metrics_listener,
+        shutdown.clone(),
+        pipeline.clone(),
+    )?;
     let limits = state.clone();
     let stop = shutdown.clone();
     spawn_tracked(&tracker, "rate-limit-upkeep", async move {
@@ -101,22 +120,33 @@ async fn serve_on(
     .into_future();
     tokio::pin!(server);
 
-    let deadline = tokio::select! {
-        served = &mut server => {
-            served.context("serving HTTP")?;
-            Instant::now() + config.shutdown_grace
-        }
+    let (served, deadline) = tokio::select! {
+        served = &mut server => (served, Instant::now() + config.shutdown_grace),
         () = shutdown.cancelled() => {
             let deadline = Instant::now() + config.shutdown_grace;
             tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
             match timeout_at(deadline, &mut server).await {
-                Ok(served) => served.context("serving HTTP")?,
-                Err(_) => tracing::warn!("requests still in flight at the shutdown deadline were cut off"),
+                Ok(served) => (served, deadline),
+                Err(_) => {
+                    tracing::warn!("requests still in flight at the shutdown deadline were cut off");
+                    (Ok(()), deadline)
+                }
             }
-            deadline
         }
     };
     shutdown.cancel();
+    // No request can produce an event any more: flush (or spool) what the pipeline holds.
+    if let Some(pipeline) = &pipeline {
+        let left = pipeline.shutdown(deadline).await;
+        let s = pipeline.stats().snapshot();
+        tracing::info!(
+            written = s.written,
+            spooled = s.in_spool,
+            dropped = s.dropped,
+            left,
+            "analytics pipeline stopped"
+        );
+    }
     tracker.close();
     if timeout_at(deadline, tracker.wait()).await.is_err() {
         tracing::warn!(
@@ -128,7 +158,7 @@ async fn serve_on(
         tracing::warn!("database connections still busy at the shutdown deadline");
     }
     tracing::info!("stopped serving");
-    Ok(())
+    served.context("serving HTTP")
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -26,6 +26,8 @@ struct Inner {
     key_cache: KeyCache,
     rate_limits: RateLimits,
     trust_proxy: bool,
+    /// `None` when `AIM_ANALYTICS_ENABLED=false`.
+    pipeline: Option<Arc<aim_pipeline::Pipeline>>,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
         db: PgPool,
         config: &Config,
         jwt_secret: &SecretString,
+        pipeline: Option<Arc<aim_pipeline::Pipeline>>,
     ) -> Result<Self, PasswordError> {
         let hashing = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Self {
@@ -55,6 +58,7 @@ impl AppState {
                     config.agent_rate_limit_per_s,
                 ),
                 trust_proxy: config.trust_proxy,
+                pipeline,
             }),
         })
     }
@@ -85,5 +89,9 @@ impl AppState {
 
     pub fn trust_proxy(&self) -> bool {
         self.inner.trust_proxy
+    }
+
+    pub fn pipeline(&self) -> Option<&Arc<aim_pipeline::Pipeline>> {
+        self.inner.pipeline.as_ref()
     }
 }

@@ -115,6 +115,11 @@ pub struct Pipeline {
     sink: Sink,
     rx: flume::Receiver<ApiCallEvent>,
     shared: Arc<Shared>,
+    /// Taken by the one [`Pipeline::shutdown`] call that waits for them.
+    tasks: Mutex<Option<Tasks>>,
+}
+
+struct Tasks {
     writers: Vec<JoinHandle<()>>,
     replayer: JoinHandle<()>,
 }
@@ -177,8 +182,7 @@ impl Pipeline {
             },
             rx,
             shared,
-            writers,
-            replayer,
+            tasks: Mutex::new(Some(Tasks { writers, replayer })),
         })
     }
 
@@ -218,7 +222,11 @@ impl Pipeline {
     /// Closes the sink, lets the writers drain and flush (spooling if the database is down) and
     /// waits for them until `deadline`. Returns the number of events that could not be handled
     /// in time (counted as `shutdown` drops).
-    pub async fn shutdown(self, deadline: Instant) -> u64 {
+    pub async fn shutdown(&self, deadline: Instant) -> u64 {
+        let Some(Tasks { writers, replayer }) = self.tasks.lock().ok().and_then(|mut t| t.take())
+        else {
+            return 0;
+        };
         self.sink.closed.store(true, Ordering::Release);
         self.shared.closing.cancel();
         let now = Instant::now();
@@ -228,13 +236,13 @@ impl Pipeline {
             tokio::time::sleep_until(hurry_at).await;
             shared.hurry.cancel();
         });
-        for writer in self.writers {
+        for writer in writers {
             if timeout_at(deadline, writer).await.is_err() {
                 tracing::warn!("an analytics writer was still busy at the shutdown deadline");
             }
         }
         hurry.abort();
-        self.replayer.abort();
+        replayer.abort();
         let mut left = 0u64;
         while self.rx.try_recv().is_ok() {
             left += 1;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::api_keys::{self, ValidKey};
 use super::jwt::TokenType;
 use crate::error::ApiError;
+use crate::middleware::analytics::{AnalyticsSlot, Attribution};
 use crate::middleware::request_id::RequestId;
 use crate::state::AppState;
 
@@ -61,6 +62,30 @@ impl Principal {
         }
     }
 
+    /// Who the analytics layer records this call as.
+    pub fn attribution(&self) -> Attribution {
+        match self {
+            Self::User {
+                user_id,
+                organization_id,
+                ..
+            } => Attribution {
+                organization_id: *organization_id,
+                agent_id: None,
+                user_id: Some(*user_id),
+            },
+            Self::Agent {
+                agent_id,
+                organization_id,
+                ..
+            } => Attribution {
+                organization_id: *organization_id,
+                agent_id: Some(*agent_id),
+                user_id: None,
+            },
+        }
+    }
+
     pub fn actor(&self, meta: &ClientMeta) -> Actor {
         let (kind, id) = match self {
             Self::User { user_id, .. } => (ActorKind::User, *user_id),
@@ -88,6 +113,9 @@ impl FromRequestParts<AppState> for Principal {
         } else {
             authenticate_user(state, credential).await?
         };
+        if let Some(slot) = parts.extensions.get::<AnalyticsSlot>() {
+            slot.attribute(principal.attribution());
+        }
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }
@@ -201,7 +229,7 @@ impl FromRequestParts<AppState> for ClientMeta {
 /// The address our proxy saw: the last entry of `X-Forwarded-For`, the one it appended.
 /// Earlier entries come from the client and prove nothing; when the last one is not an
 /// address, the peer is used instead.
-fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     headers
         .get_all("x-forwarded-for")
         .iter()

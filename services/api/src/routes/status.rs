@@ -22,11 +22,25 @@ struct Status {
     version: &'static str,
     uptime_seconds: u64,
     services: Services,
+    pipeline: Pipeline,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 struct Services {
     database: &'static str,
+}
+
+/// The analytics pipeline, when enabled.
+#[derive(Debug, Serialize, ToSchema)]
+struct Pipeline {
+    /// `running`, `spooling` (database unreachable), `replaying`, `stopping` or `disabled`.
+    state: &'static str,
+    queue_depth: usize,
+    spool_bytes: u64,
+    events_written: u64,
+    events_dropped: u64,
+    /// Milliseconds since the last batch was committed; null before the first.
+    last_flush_age_ms: Option<i64>,
 }
 
 /// What an operator reads first: always 200 while the process runs; the body says what is
@@ -56,5 +70,26 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
                 "unavailable"
             },
         },
+        pipeline: state.pipeline().map_or(
+            Pipeline {
+                state: "disabled",
+                queue_depth: 0,
+                spool_bytes: 0,
+                events_written: 0,
+                events_dropped: 0,
+                last_flush_age_ms: None,
+            },
+            |p| {
+                let s = p.status();
+                Pipeline {
+                    state: s.state,
+                    queue_depth: s.queue_depth,
+                    spool_bytes: s.spool_bytes,
+                    events_written: s.events_written,
+                    events_dropped: s.events_dropped,
+                    last_flush_age_ms: s.last_flush_age_ms,
+                }
+            },
+        ),
     })
 }

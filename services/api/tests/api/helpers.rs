@@ -2,9 +2,12 @@
 //! that a test can pause or cut to simulate an outage.
 
 use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
 
 use aim_api::config::Config;
 use aim_api::{AppState, app, app_with_cors};
+use aim_pipeline::Pipeline;
 use aim_store::PgPool;
 use aim_store::testing::{FaultProxy, TestDatabase};
 use axum::Router;
@@ -26,6 +29,9 @@ pub struct TestApp {
     pub pool: PgPool,
     /// Present when the app reaches its database through a proxy.
     pub proxy: Option<FaultProxy>,
+    /// The analytics pipeline, unless the test turned it off.
+    pub pipeline: Option<Arc<Pipeline>>,
+    _spool: tempfile::TempDir,
 }
 
 pub struct TestResponse {
@@ -55,8 +61,29 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     Config::from_vars(&vars).expect("test configuration")
 }
 
-fn state(pool: PgPool, config: &Config) -> AppState {
-    AppState::new(pool, config, &SecretString::from(JWT_SECRET.to_owned())).expect("state")
+/// The app's state with a running analytics pipeline writing to the same database.
+fn state(
+    pool: PgPool,
+    config: &Config,
+    url: &SecretString,
+    spool: &std::path::Path,
+) -> (AppState, Option<Arc<Pipeline>>) {
+    use secrecy::ExposeSecret;
+    let pipeline = config.analytics_enabled.then(|| {
+        let mut sizing = config.pipeline.clone();
+        sizing.spool_dir = spool.to_path_buf();
+        sizing.flush_after = std::time::Duration::from_millis(20);
+        let database = tokio_postgres::Config::from_str(url.expose_secret()).expect("URL");
+        Arc::new(Pipeline::start(sizing, database).expect("pipeline"))
+    });
+    let state = AppState::new(
+        pool,
+        config,
+        &SecretString::from(JWT_SECRET.to_owned()),
+        pipeline.clone(),
+    )
+    .expect("state");
+    (state, pipeline)
 }
 
 /// A logged-in user of some organization.
@@ -79,10 +106,14 @@ impl TestApp {
         let db = TestDatabase::create().await;
         let pool = aim_store::connect_lazy(&db.url(), &settings()).expect("pool");
         let config = config(overrides);
+        let spool = tempfile::tempdir().expect("spool");
+        let (state, pipeline) = state(pool.clone(), &config, &db.url(), spool.path());
         Self {
-            router: app_with_cors(state(pool.clone(), &config), &config.cors_origins),
+            router: app_with_cors(state, &config.cors_origins),
             pool,
             proxy: None,
+            pipeline,
+            _spool: spool,
         }
     }
 
@@ -90,12 +121,28 @@ impl TestApp {
     pub async fn spawn_behind_proxy() -> Self {
         let db = TestDatabase::create().await;
         let proxy = db.proxy().await;
-        let pool = aim_store::connect_lazy(&db.url_via(&proxy), &settings()).expect("pool");
+        let url = db.url_via(&proxy);
+        let pool = aim_store::connect_lazy(&url, &settings()).expect("pool");
+        let spool = tempfile::tempdir().expect("spool");
+        let (state, pipeline) = state(pool.clone(), &config(&[]), &url, spool.path());
         Self {
-            router: app(state(pool.clone(), &config(&[]))),
+            router: app(state),
             pool,
             proxy: Some(proxy),
+            pipeline,
+            _spool: spool,
         }
+    }
+
+    /// Stops the pipeline after it wrote (or spooled) every event: what tests call instead of
+    /// sleeping before they count rows.
+    pub async fn drain(&self) -> aim_pipeline::StatsSnapshot {
+        let pipeline = self.pipeline.as_ref().expect("analytics enabled");
+        let left = pipeline
+            .shutdown(tokio::time::Instant::now() + std::time::Duration::from_secs(20))
+            .await;
+        assert_eq!(left, 0, "events left in the queue after draining");
+        pipeline.stats().snapshot()
     }
 
     pub fn proxy(&self) -> &FaultProxy {

@@ -1,0 +1,366 @@
+//! The analytics layer: records every API call that ends with an organization as an
+//! `ApiCallEvent`, without I/O, locks or waiting on the request path.
+//!
+//! Per request it clones a few cheap handles (the method, the interned route template, the
+//! `User-Agent` and `x-request-id` header values), allocates one small shared slot, and wraps
+//! both bodies to count bytes. Authentication fills the slot with the caller's organization,
+//! agent and user. The event is handed to the pipeline's bounded queue with `try_send` when the
+//! response body has been sent or dropped, so `duration_ms` and `response_size_bytes` cover the
+//! whole response. A call without an organization is no row: it is counted in
+//! `aim_http_requests_unattributed_total` by route and status.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use aim_pipeline::{ApiCallEvent, Sink};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderValue, Method, Response, header};
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use uuid::Uuid;
+
+use super::request_id::X_REQUEST_ID;
+use crate::error::ErrorCode;
+
+/// Routes that are probes, not API calls.
+const SKIPPED: [&str; 3] = ["/health", "/health/ready", "/api/v1/status"];
+const UNMATCHED: &str = "<unmatched>";
+
+/// Who made the call, filled in by authentication.
+#[derive(Debug, Clone, Copy)]
+pub struct Attribution {
+    pub organization_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+}
+
+/// Shared between the layer, the request body and authentication for one request.
+#[derive(Debug, Default)]
+struct CallState {
+    request_bytes: AtomicU64,
+    attribution: OnceLock<Attribution>,
+}
+
+/// In the request's extensions; authentication calls [`AnalyticsSlot::attribute`].
+#[derive(Debug, Clone)]
+pub struct AnalyticsSlot(Arc<CallState>);
+
+impl AnalyticsSlot {
+    pub fn attribute(&self, attribution: Attribution) {
+        let _ = self.0.attribution.set(attribution);
+    }
+}
+
+#[derive(Clone)]
+pub struct AnalyticsLayer {
+    sink: Sink,
+    trust_proxy: bool,
+}
+
+impl AnalyticsLayer {
+    pub fn new(sink: Sink, trust_proxy: bool) -> Self {
+        Self { sink, trust_proxy }
+    }
+}
+
+impl<S> Layer<S> for AnalyticsLayer {
+    type Service = Analytics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Analytics {
+            inner,
+            sink: self.sink.clone(),
+            trust_proxy: self.trust_proxy,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Analytics<S> {
+    inner: S,
+    sink: Sink,
+    trust_proxy: bool,
+}
+
+/// What is known when the request starts; completed into an event when the response ends.
+struct Pending {
+    sink: Sink,
+    state: Arc<CallState>,
+    method: Method,
+    endpoint: Arc<str>,
+    user_agent: Option<HeaderValue>,
+    ip_address: Option<IpAddr>,
+    request_id: Option<HeaderValue>,
+    content_length: u64,
+    started: Instant,
+    called_at: SystemTime,
+}
+
+impl<S> Service<Request> for Analytics<S>
+where
+    S: Service<Request, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = AnalyticsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let endpoint = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
+        if endpoint.is_some_and(|e| SKIPPED.contains(&e)) {
+            return AnalyticsFuture {
+                inner: self.inner.call(request),
+                pending: None,
+            };
+        }
+        let endpoint = intern(endpoint.unwrap_or(UNMATCHED));
+        let state = Arc::new(CallState::default());
+        let headers = request.headers();
+        let pending = Pending {
+            sink: self.sink.clone(),
+            state: Arc::clone(&state),
+            method: request.method().clone(),
+            endpoint,
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            ip_address: client_ip(&request, self.trust_proxy),
+            request_id: headers.get(&X_REQUEST_ID).cloned(),
+            content_length: content_length(headers),
+            started: Instant::now(),
+            called_at: SystemTime::now(),
+        };
+        request
+            .extensions_mut()
+            .insert(AnalyticsSlot(Arc::clone(&state)));
+        let request = request.map(|body| Body::new(RequestBody { inner: body, state }));
+        AnalyticsFuture {
+            inner: self.inner.call(request),
+            pending: Some(pending),
+        }
+    }
+}
+
+pin_project! {
+    pub struct AnalyticsFuture<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Pending>,
+    }
+}
+
+impl<F, E> Future for AnalyticsFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.inner.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(result) => result?,
+        };
+        let Some(pending) = this.pending.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        let status = response.status().as_u16();
+        let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
+        let finished = Finished {
+            pending,
+            status,
+            error: if status >= 400 { error } else { None },
+            response_bytes: 0,
+        };
+        Poll::Ready(Ok(response.map(|body| {
+            Body::new(ResponseBody {
+                inner: body,
+                finished: Some(finished),
+            })
+        })))
+    }
+}
+
+/// The response's half: emits the event once, when the body ends or is dropped.
+struct Finished {
+    pending: Pending,
+    status: u16,
+    error: Option<&'static str>,
+    response_bytes: u64,
+}
+
+impl Finished {
+    fn emit(self) {
+        let p = self.pending;
+        let Some(who) = p.state.attribution.get().copied() else {
+            metrics::counter!(
+                "aim_http_requests_unattributed_total",
+                "route" => p.endpoint.to_string(),
+                "status" => self.status.to_string(),
+            )
+            .increment(1);
+            return;
+        };
+        let counted = p.state.request_bytes.load(Ordering::Relaxed);
+        p.sink.record(ApiCallEvent {
+            id: Uuid::now_v7(),
+            organization_id: who.organization_id,
+            agent_id: who.agent_id,
+            user_id: who.user_id,
+            method: p.method,
+            endpoint: p.endpoint,
+            status_code: self.status,
+            duration_ms: p.started.elapsed().as_secs_f64() * 1000.0,
+            // A body the handler never read was still sent: trust the larger figure.
+            request_size_bytes: counted.max(p.content_length),
+            response_size_bytes: self.response_bytes,
+            user_agent: p.user_agent,
+            ip_address: p.ip_address,
+            error_message: self.error,
+            request_id: p.request_id,
+            called_at: p.called_at,
+        });
+    }
+}
+
+pin_project! {
+    /// Counts the request bytes the handler reads.
+    struct RequestBody {
+        #[pin]
+        inner: Body,
+        state: Arc<CallState>,
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            this.state
+                .request_bytes
+                .fetch_add(data_len(frame), Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// Counts the response bytes sent and emits the event when the body ends or is dropped.
+    struct ResponseBody {
+        #[pin]
+        inner: Body,
+        finished: Option<Finished>,
+    }
+
+    impl PinnedDrop for ResponseBody {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(finished) = this.project().finished.take() {
+                finished.emit();
+            }
+        }
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(finished) = this.finished.as_mut() {
+                    finished.response_bytes += data_len(frame);
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(finished) = this.finished.take() {
+                    finished.emit();
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn data_len(frame: &Frame<Bytes>) -> u64 {
+    frame.data_ref().map_or(0, |d| d.len() as u64)
+}
+
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn client_ip(request: &Request, trust_proxy: bool) -> Option<IpAddr> {
+    let forwarded = trust_proxy
+        .then(|| crate::auth::forwarded_for(request.headers()))
+        .flatten();
+    forwarded.or_else(|| {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+    })
+}
+
+thread_local! {
+    /// Route templates are few and fixed, so each thread keeps one shared copy of each and an
+    /// event clones an `Arc` instead of copying the string.
+    static ROUTES: RefCell<HashSet<Arc<str>>> = RefCell::new(HashSet::new());
+}
+
+fn intern(route: &str) -> Arc<str> {
+    ROUTES.with_borrow_mut(|routes| match routes.get(route) {
+        Some(shared) => Arc::clone(shared),
+        None => {
+            let shared: Arc<str> = Arc::from(route);
+            routes.insert(Arc::clone(&shared));
+            shared
+        }
+    })
+}
