@@ -3,39 +3,18 @@
 //! the ledger means the batch was applied before (a replay after an unacknowledged commit): the
 //! transaction is rolled back and the batch reported as a duplicate, so replays are exact.
 
-use std::time::{Duration, SystemTime};
+mod encode;
 
-use futures_util::pin_mut;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Error};
+use futures_util::{SinkExt, pin_mut};
+use tokio_postgres::{Client, Error, SimpleQueryMessage, Statement};
 use uuid::Uuid;
 
-use crate::event::CallRow;
+pub use encode::{AsRow, RowRef};
 
 /// The COPY statement both the writers and the benchmark's bare-COPY baseline run.
 pub const COPY: &str = "COPY api_calls (id, organization_id, agent_id, user_id, method, endpoint, \
      status_code, duration_ms, request_size_bytes, response_size_bytes, user_agent, ip_address, \
      error_message, request_id, called_at, batch_id) FROM STDIN (FORMAT binary)";
-
-const TYPES: [Type; 16] = [
-    Type::UUID,
-    Type::UUID,
-    Type::UUID,
-    Type::UUID,
-    Type::TEXT,
-    Type::TEXT,
-    Type::INT4,
-    Type::FLOAT8,
-    Type::INT8,
-    Type::INT8,
-    Type::TEXT,
-    Type::INET,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TIMESTAMPTZ,
-    Type::UUID,
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -80,36 +59,52 @@ fn is_transient(e: &Error) -> bool {
     }
 }
 
-/// Writes `rows` as batch `batch_id` in one transaction.
+/// Writes `rows` as batch `batch_id` in one transaction. `copy` is [`COPY`] prepared on this
+/// connection (writers keep it cached).
+///
+/// Round trips: `BEGIN` and the ledger insert in one simple query, the COPY, `COMMIT`.
 ///
 /// # Errors
-/// [`WriteError`], classified.
-pub async fn write_batch(
-    client: &mut Client,
+/// [`WriteError`], classified. After an error the transaction is rolled back (a connection the
+/// caller keeps is clean); after [`WriteError::Unavailable`] the caller should discard it.
+pub async fn write_batch<T: AsRow>(
+    client: &Client,
+    copy: &Statement,
     batch_id: Uuid,
-    rows: &[CallRow],
+    rows: &[T],
 ) -> Result<Outcome, WriteError> {
-    write(client, batch_id, rows)
-        .await
-        .map_err(|e| WriteError::classify(&e))
+    match write(client, copy, batch_id, rows).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(WriteError::classify(&e))
+        }
+    }
 }
 
-async fn write(client: &mut Client, batch_id: Uuid, rows: &[CallRow]) -> Result<Outcome, Error> {
-    let tx = client.transaction().await?;
-    let count = i32::try_from(rows.len()).unwrap_or(i32::MAX);
-    let fresh = tx
-        .execute(
-            "INSERT INTO ingest_batches (batch_id, row_count) VALUES ($1, $2) \
-             ON CONFLICT (batch_id) DO NOTHING",
-            &[&batch_id, &count],
-        )
-        .await?;
-    if fresh == 0 {
-        tx.rollback().await?;
+async fn write<T: AsRow>(
+    client: &Client,
+    copy: &Statement,
+    batch_id: Uuid,
+    rows: &[T],
+) -> Result<Outcome, Error> {
+    // Both values are formatted from a UUID and an integer: nothing to escape.
+    let ledger = format!(
+        "BEGIN; INSERT INTO ingest_batches (batch_id, row_count) VALUES ('{batch_id}', {}) \
+         ON CONFLICT (batch_id) DO NOTHING RETURNING 1",
+        rows.len()
+    );
+    let fresh = client
+        .simple_query(&ledger)
+        .await?
+        .iter()
+        .any(|m| matches!(m, SimpleQueryMessage::Row(_)));
+    if !fresh {
+        client.batch_execute("ROLLBACK").await?;
         return Ok(Outcome::Duplicate);
     }
-    copy_rows(tx.copy_in(COPY).await?, batch_id, rows).await?;
-    tx.commit().await?;
+    copy_rows(client.copy_in(copy).await?, batch_id, rows).await?;
+    client.batch_execute("COMMIT").await?;
     Ok(Outcome::Written)
 }
 
@@ -117,43 +112,20 @@ async fn write(client: &mut Client, batch_id: Uuid, rows: &[CallRow]) -> Result<
 ///
 /// # Errors
 /// The database error.
-pub async fn copy_rows(
+pub async fn copy_rows<T: AsRow>(
     sink: tokio_postgres::CopyInSink<bytes::Bytes>,
     batch_id: Uuid,
-    rows: &[CallRow],
+    rows: &[T],
 ) -> Result<u64, Error> {
-    let writer = BinaryCopyInWriter::new(sink, &TYPES);
-    pin_mut!(writer);
+    /// Bytes per row, roughly, so the buffer is allocated once.
+    const ROW_ESTIMATE: usize = 320;
+    let mut buf = bytes::BytesMut::with_capacity(32 + rows.len() * ROW_ESTIMATE);
+    encode::header(&mut buf);
     for row in rows {
-        let called_at = called_at(row.called_at_us);
-        let values: [&(dyn ToSql + Sync); 16] = [
-            &row.id,
-            &row.organization_id,
-            &row.agent_id,
-            &row.user_id,
-            &row.method,
-            &row.endpoint,
-            &row.status_code,
-            &row.duration_ms,
-            &row.request_size_bytes,
-            &row.response_size_bytes,
-            &row.user_agent,
-            &row.ip_address,
-            &row.error_message,
-            &row.request_id,
-            &called_at,
-            &batch_id,
-        ];
-        writer.as_mut().write(&values).await?;
+        encode::row(&mut buf, &row.as_row(), batch_id);
     }
-    writer.finish().await
-}
-
-fn called_at(us: i64) -> SystemTime {
-    let offset = Duration::from_micros(us.unsigned_abs());
-    if us >= 0 {
-        SystemTime::UNIX_EPOCH + offset
-    } else {
-        SystemTime::UNIX_EPOCH - offset
-    }
+    encode::trailer(&mut buf);
+    pin_mut!(sink);
+    sink.send(buf.freeze()).await?;
+    sink.finish().await
 }

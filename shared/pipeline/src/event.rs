@@ -62,7 +62,30 @@ pub struct CallRow {
 }
 
 impl CallRow {
+    /// The numeric columns, made acceptable to PostgreSQL: `(status_code, duration_ms,
+    /// request_size_bytes, response_size_bytes, called_at_us)`.
+    pub(crate) fn scalars(event: &ApiCallEvent) -> (i32, f64, i64, i64, i64) {
+        (
+            i32::from(event.status_code),
+            if event.duration_ms.is_finite() && event.duration_ms >= 0.0 {
+                event.duration_ms
+            } else {
+                0.0
+            },
+            saturating_i64(event.request_size_bytes),
+            saturating_i64(event.response_size_bytes),
+            event
+                .called_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| {
+                    saturating_i64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+                }),
+        )
+    }
+
     pub fn from_event(event: &ApiCallEvent) -> Self {
+        let (status_code, duration_ms, request_size_bytes, response_size_bytes, called_at_us) =
+            Self::scalars(event);
         Self {
             id: event.id,
             organization_id: event.organization_id,
@@ -70,14 +93,10 @@ impl CallRow {
             user_id: event.user_id,
             method: clean(event.method.as_str(), 16),
             endpoint: clean(&event.endpoint, 512),
-            status_code: i32::from(event.status_code),
-            duration_ms: if event.duration_ms.is_finite() && event.duration_ms >= 0.0 {
-                event.duration_ms
-            } else {
-                0.0
-            },
-            request_size_bytes: saturating_i64(event.request_size_bytes),
-            response_size_bytes: saturating_i64(event.response_size_bytes),
+            status_code,
+            duration_ms,
+            request_size_bytes,
+            response_size_bytes,
             user_agent: event
                 .user_agent
                 .as_ref()
@@ -88,12 +107,7 @@ impl CallRow {
                 .request_id
                 .as_ref()
                 .map(|v| clean(&String::from_utf8_lossy(v.as_bytes()), MAX_REQUEST_ID_CHARS)),
-            called_at_us: event
-                .called_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| {
-                    saturating_i64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-                }),
+            called_at_us,
         }
     }
 }

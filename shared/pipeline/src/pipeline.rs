@@ -332,19 +332,17 @@ async fn run_writer(shared: Arc<Shared>, rx: flume::Receiver<ApiCallEvent>) {
     {
         let n = events.len() as i64;
         shared.stats.in_flight.fetch_add(n, Ordering::Relaxed);
-        let rows: Vec<CallRow> = events.iter().map(CallRow::from_event).collect();
-        drop(events);
-        deliver(&shared, Uuid::now_v7(), rows).await;
+        deliver(&shared, Uuid::now_v7(), events).await;
     }
 }
 
-/// Writes a fresh batch, or spools it when the database is down.
-async fn deliver(shared: &Arc<Shared>, batch_id: Uuid, rows: Vec<CallRow>) {
-    let n = rows.len() as i64;
+/// Writes a fresh batch straight from its events, or spools it when the database is down.
+async fn deliver(shared: &Arc<Shared>, batch_id: Uuid, events: Vec<ApiCallEvent>) {
+    let n = events.len() as i64;
     let stats = &shared.stats;
     if !stats.database_down.load(Ordering::Relaxed) {
         let started = std::time::Instant::now();
-        match write_to_database(shared, batch_id, &rows).await {
+        match write_to_database(shared, batch_id, &events).await {
             Ok(outcome) => {
                 stats.in_flight.fetch_sub(n, Ordering::Relaxed);
                 committed(stats, outcome, n as u64, started.elapsed());
@@ -367,7 +365,7 @@ async fn deliver(shared: &Arc<Shared>, batch_id: Uuid, rows: Vec<CallRow>) {
     let batch = SpooledBatch {
         batch_id,
         spooled_at_ms: now_ms(),
-        rows,
+        rows: events.iter().map(CallRow::from_event).collect(),
     };
     match append_to_spool(shared, batch).await {
         Ok(()) => {
@@ -395,18 +393,22 @@ fn committed(stats: &PipelineStats, outcome: Outcome, events: u64, took: Duratio
     metrics::histogram!("aim_analytics_flush_duration_seconds").record(took.as_secs_f64());
 }
 
-async fn write_to_database(
+async fn write_to_database<T: crate::copy::AsRow>(
     shared: &Shared,
     batch_id: Uuid,
-    rows: &[CallRow],
+    rows: &[T],
 ) -> Result<Outcome, WriteError> {
     let attempt = async {
-        let mut client = shared
+        let client = shared
             .pool
             .get()
             .await
             .map_err(|e| WriteError::Unavailable(e.to_string()))?;
-        let result = write_batch(&mut client, batch_id, rows).await;
+        let copy = client
+            .prepare_cached(crate::copy::COPY)
+            .await
+            .map_err(|e| WriteError::classify(&e))?;
+        let result = write_batch(&client, &copy, batch_id, rows).await;
         if matches!(result, Err(WriteError::Unavailable(_))) {
             // The connection's state is unknown; never hand it to another batch.
             let _ = deadpool_postgres::Object::take(client);

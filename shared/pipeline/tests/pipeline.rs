@@ -197,19 +197,23 @@ async fn batches_are_spooled_while_the_database_is_cut_and_replayed_exactly_once
 #[tokio::test]
 async fn a_batch_replayed_after_it_committed_is_not_duplicated() {
     let db = TestDatabase::create().await;
-    let (mut client, connection) = pg(&db.url())
+    let (client, connection) = pg(&db.url())
         .connect(tokio_postgres::NoTls)
         .await
         .expect("connect");
     tokio::spawn(connection);
+    let copy = client
+        .prepare(aim_pipeline::copy::COPY)
+        .await
+        .expect("prepare");
     let rows: Vec<CallRow> = (0..50)
         .map(|i| CallRow::from_event(&event(Uuid::nil(), i)))
         .collect();
     let batch = Uuid::now_v7();
-    let first = aim_pipeline::copy::write_batch(&mut client, batch, &rows)
+    let first = aim_pipeline::copy::write_batch(&client, &copy, batch, &rows)
         .await
         .expect("first");
-    let again = aim_pipeline::copy::write_batch(&mut client, batch, &rows)
+    let again = aim_pipeline::copy::write_batch(&client, &copy, batch, &rows)
         .await
         .expect("again");
     assert_eq!(first, aim_pipeline::copy::Outcome::Written);
@@ -319,4 +323,67 @@ async fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays()
     next.shutdown(deadline()).await;
     assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 700);
     assert!(stats.snapshot().balanced(0));
+}
+
+#[tokio::test]
+async fn the_hand_encoded_copy_round_trips_every_column() {
+    let db = TestDatabase::create().await;
+    let (client, connection) = pg(&db.url())
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let copy = client
+        .prepare(aim_pipeline::copy::COPY)
+        .await
+        .expect("prepare");
+    let called_at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_790_000_000_123_456);
+    let mut e = event(Uuid::now_v7(), 7);
+    e.user_id = Some(Uuid::now_v7());
+    e.agent_id = None;
+    e.duration_ms = 12.345_678;
+    e.ip_address = Some("2001:db8::1".parse().expect("ipv6"));
+    e.user_agent = Some(http::HeaderValue::from_bytes(b"agent\xc3\xa9/1").expect("header"));
+    e.error_message = Some("not_found");
+    e.status_code = 404;
+    e.called_at = called_at;
+    e.endpoint = Arc::from("/api/v1/agents/{id}");
+    let batch = Uuid::now_v7();
+    aim_pipeline::copy::write_batch(&client, &copy, batch, std::slice::from_ref(&e))
+        .await
+        .expect("write");
+    let row = client
+        .query_one(
+            "SELECT id, organization_id, agent_id, user_id, method, endpoint, status_code, duration_ms, \
+                    request_size_bytes, response_size_bytes, user_agent, host(ip_address), error_message, \
+                    request_id, (extract(epoch FROM called_at) * 1000000)::bigint, batch_id FROM api_calls",
+            &[],
+        )
+        .await
+        .expect("row");
+    assert_eq!(row.get::<_, Uuid>(0), e.id);
+    assert_eq!(row.get::<_, Uuid>(1), e.organization_id);
+    assert_eq!(row.get::<_, Option<Uuid>>(2), None);
+    assert_eq!(row.get::<_, Option<Uuid>>(3), e.user_id);
+    assert_eq!(row.get::<_, String>(4), "POST");
+    assert_eq!(row.get::<_, String>(5), "/api/v1/agents/{id}");
+    assert_eq!(row.get::<_, i32>(6), 404);
+    assert_eq!(row.get::<_, f64>(7), 12.345_678);
+    assert_eq!(row.get::<_, i64>(8), 7);
+    assert_eq!(row.get::<_, i64>(9), 100);
+    assert_eq!(
+        row.get::<_, Option<String>>(10).as_deref(),
+        Some("agenté/1")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(11).as_deref(),
+        Some("2001:db8::1")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(12).as_deref(),
+        Some("not_found")
+    );
+    assert_eq!(row.get::<_, Option<String>>(13).as_deref(), Some("req-7"));
+    assert_eq!(row.get::<_, i64>(14), 1_790_000_000_123_456);
+    assert_eq!(row.get::<_, Uuid>(15), batch);
 }

@@ -1,0 +1,412 @@
+//! Ingest throughput into PostgreSQL, four ways, in one run against one table:
+//!
+//! (a) the pipeline's writer path fed from the channel, ledger included;
+//! (b) a bare binary COPY loop of the same rows, same batch size and connections, nothing else;
+//! (c) `\copy … FROM … CSV` of the same rows through `psql`, what an operator's bulk load does;
+//! (d) one `INSERT` per event in autocommit with a row trigger that upserts an hourly per-agent
+//!     bucket, on as many connections as (a): the design this project replaces.
+//!
+//! ```sh
+//! cargo bench -p aim-pipeline --bench ingest -- [events] [insert-events]
+//! ```
+//!
+//! Uses the test harness's database discovery (`DATABASE_URL`, else `127.0.0.1:5432`, else a
+//! throwaway cluster) and a fresh database of its own. Prints a Markdown table for
+//! `docs/benchmarks.md`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use aim_pipeline::copy::{COPY, copy_rows};
+use aim_pipeline::{ApiCallEvent, CallRow, Pipeline, PipelineConfig};
+use aim_store::testing::TestDatabase;
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+const WRITERS: usize = 2;
+const BATCH: usize = 2_000;
+
+/// A small deterministic generator, so every mode gets the same rows run after run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+fn events(n: usize) -> Vec<ApiCallEvent> {
+    let orgs: Vec<Uuid> = (0..50).map(|i| Uuid::from_u128(0xA1_0000 + i)).collect();
+    let agents: Vec<Uuid> = (0..1_000).map(|i| Uuid::from_u128(0xB2_0000 + i)).collect();
+    let routes: Vec<Arc<str>> = [
+        "/api/v1/agents",
+        "/api/v1/agents/{id}",
+        "/api/v1/agents/{id}/verify-action",
+        "/api/v1/verifications",
+    ]
+    .into_iter()
+    .map(Arc::from)
+    .collect();
+    let ua = http::HeaderValue::from_static("k6/0.50 (https://k6.io/)");
+    let mut rng = Lcg(42);
+    let now = SystemTime::now();
+    (0..n)
+        .map(|i| {
+            let agent = (rng.next() % 1_000) as usize;
+            let status = match rng.next() % 100 {
+                0..=89 => 200,
+                90..=96 => 404,
+                97..=98 => 422,
+                _ => 500,
+            };
+            ApiCallEvent {
+                id: Uuid::now_v7(),
+                organization_id: orgs[agent % orgs.len()],
+                agent_id: Some(agents[agent]),
+                user_id: None,
+                method: if i % 3 == 0 {
+                    http::Method::POST
+                } else {
+                    http::Method::GET
+                },
+                endpoint: Arc::clone(&routes[(rng.next() % 4) as usize]),
+                status_code: status,
+                duration_ms: (rng.next() % 50_000) as f64 / 1000.0,
+                request_size_bytes: rng.next() % 2_000,
+                response_size_bytes: rng.next() % 20_000,
+                user_agent: Some(ua.clone()),
+                ip_address: Some(std::net::IpAddr::from([127, 0, 0, (i % 250) as u8 + 1])),
+                error_message: (status >= 400).then_some("not_found"),
+                request_id: Some(
+                    http::HeaderValue::from_str(&format!("bench-{i}")).expect("ascii"),
+                ),
+                called_at: now - Duration::from_millis((rng.next() % 3_600_000) as u64),
+            }
+        })
+        .collect()
+}
+
+async fn client(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+async fn reset(admin: &tokio_postgres::Client) {
+    admin
+        .batch_execute("TRUNCATE api_calls, ingest_batches; CHECKPOINT")
+        .await
+        .expect("truncate");
+}
+
+async fn rows_in(admin: &tokio_postgres::Client) -> i64 {
+    admin
+        .query_one("SELECT count(*) FROM api_calls", &[])
+        .await
+        .expect("count")
+        .get(0)
+}
+
+/// (a): time from the first event handed to the sink until the last is committed.
+async fn pipeline(config: &tokio_postgres::Config, events: Vec<ApiCallEvent>) -> Duration {
+    let n = events.len() as u64;
+    let spool = tempfile::tempdir().expect("spool");
+    let pipeline = Pipeline::start(
+        PipelineConfig {
+            queue_capacity: events.len(),
+            writers: WRITERS,
+            batch_max: BATCH,
+            // The age flush only matters for the last, partial batch; a long one would add
+            // its wait to a run that is otherwise bound by throughput.
+            flush_after: Duration::from_millis(20),
+            spool_dir: spool.path().to_path_buf(),
+            spool_max_bytes: 1 << 30,
+            spool_max_age: Duration::from_secs(86_400),
+        },
+        config.clone(),
+    )
+    .expect("pipeline");
+    let sink = pipeline.sink();
+    let started = Instant::now();
+    for event in events {
+        sink.record(event);
+    }
+    while pipeline.stats().snapshot().written < n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let took = started.elapsed();
+    let stats = pipeline.stats().snapshot();
+    assert_eq!(stats.dropped, 0, "the benchmark must not drop: {stats:?}");
+    pipeline
+        .shutdown(tokio::time::Instant::now() + Duration::from_secs(30))
+        .await;
+    took
+}
+
+/// (b): the same rows, `BATCH` at a time, on `WRITERS` connections, bare COPY.
+async fn bare_copy(config: &tokio_postgres::Config, rows: Arc<Vec<CallRow>>) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..WRITERS {
+        clients.push(client(config).await);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            let rows = Arc::clone(&rows);
+            let next = Arc::clone(&next);
+            tokio::spawn(async move {
+                let copy = client.prepare(COPY).await.expect("prepare");
+                loop {
+                    let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                    if start >= rows.len() {
+                        break;
+                    }
+                    let end = (start + BATCH).min(rows.len());
+                    let sink = client.copy_in(&copy).await.expect("copy");
+                    copy_rows(sink, Uuid::now_v7(), &rows[start..end])
+                        .await
+                        .expect("rows");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    started.elapsed()
+}
+
+/// (c): `psql \copy` of the same rows as CSV, one connection.
+fn psql_csv(url: &str, rows: &[CallRow]) -> Duration {
+    let file = tempfile::NamedTempFile::new().expect("csv");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(file.as_file());
+        let opt = |v: Option<String>| v.map(|s| csv(&s)).unwrap_or_default();
+        for r in rows {
+            let at = chrono::DateTime::from_timestamp_micros(r.called_at_us).expect("time");
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                r.id,
+                r.organization_id,
+                r.agent_id.map(|u| u.to_string()).unwrap_or_default(),
+                r.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                csv(&r.method),
+                csv(&r.endpoint),
+                r.status_code,
+                r.duration_ms,
+                r.request_size_bytes,
+                r.response_size_bytes,
+                opt(r.user_agent.clone()),
+                r.ip_address.map(|i| i.to_string()).unwrap_or_default(),
+                opt(r.error_message.clone()),
+                opt(r.request_id.clone()),
+                at.to_rfc3339(),
+                Uuid::nil(),
+            )
+            .expect("write");
+        }
+    }
+    let command = format!(
+        "\\copy api_calls (id, organization_id, agent_id, user_id, method, endpoint, status_code, \
+         duration_ms, request_size_bytes, response_size_bytes, user_agent, ip_address, \
+         error_message, request_id, called_at, batch_id) FROM '{}' WITH (FORMAT csv)",
+        file.path().display()
+    );
+    let started = Instant::now();
+    let status = std::process::Command::new("psql")
+        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", &command])
+        .status()
+        .expect("psql must be installed (Debian: postgresql-client)");
+    assert!(status.success(), "psql \\copy failed");
+    started.elapsed()
+}
+
+fn csv(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// (d): one INSERT per event, autocommit, with the reference design's trigger.
+async fn per_row_insert(config: &tokio_postgres::Config, rows: Arc<Vec<CallRow>>) -> Duration {
+    let admin = client(config).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE bench_agent_hourly (
+                 agent_id uuid NOT NULL, hour timestamptz NOT NULL,
+                 calls bigint NOT NULL, bytes bigint NOT NULL, PRIMARY KEY (agent_id, hour));
+             CREATE FUNCTION bench_hourly() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 INSERT INTO bench_agent_hourly VALUES
+                     (NEW.agent_id, date_trunc('hour', NEW.called_at), 1,
+                      NEW.request_size_bytes + NEW.response_size_bytes)
+                 ON CONFLICT (agent_id, hour) DO UPDATE
+                     SET calls = bench_agent_hourly.calls + 1,
+                         bytes = bench_agent_hourly.bytes + EXCLUDED.bytes;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER bench_hourly AFTER INSERT ON api_calls
+                 FOR EACH ROW EXECUTE FUNCTION bench_hourly();",
+        )
+        .await
+        .expect("trigger");
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..WRITERS {
+        clients.push(client(config).await);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            let rows = Arc::clone(&rows);
+            let next = Arc::clone(&next);
+            tokio::spawn(async move {
+                let insert = client
+                    .prepare(
+                        "INSERT INTO api_calls (id, organization_id, agent_id, user_id, method, \
+                         endpoint, status_code, duration_ms, request_size_bytes, \
+                         response_size_bytes, user_agent, ip_address, error_message, request_id, \
+                         called_at, batch_id) \
+                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+                    )
+                    .await
+                    .expect("prepare");
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(r) = rows.get(i) else { break };
+                    let at = SystemTime::UNIX_EPOCH
+                        + Duration::from_micros(u64::try_from(r.called_at_us).unwrap_or(0));
+                    client
+                        .execute(
+                            &insert,
+                            &[
+                                &r.id,
+                                &r.organization_id,
+                                &r.agent_id,
+                                &r.user_id,
+                                &r.method,
+                                &r.endpoint,
+                                &r.status_code,
+                                &r.duration_ms,
+                                &r.request_size_bytes,
+                                &r.response_size_bytes,
+                                &r.user_agent,
+                                &r.ip_address,
+                                &r.error_message,
+                                &r.request_id,
+                                &at,
+                                &Uuid::nil(),
+                            ],
+                        )
+                        .await
+                        .expect("insert");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let took = started.elapsed();
+    admin
+        .batch_execute("DROP TRIGGER bench_hourly ON api_calls; DROP FUNCTION bench_hourly(); DROP TABLE bench_agent_hourly")
+        .await
+        .expect("cleanup");
+    took
+}
+
+fn rate(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes `--bench`; take the first two numbers given.
+    let numbers: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    let n = numbers.first().copied().unwrap_or(1_000_000);
+    let inserts = numbers.get(1).copied().unwrap_or(100_000).min(n);
+
+    let db = TestDatabase::create().await;
+    let url = db.url();
+    let config = tokio_postgres::Config::from_str(url.expose_secret()).expect("URL");
+    let admin = client(&config).await;
+    let pool = aim_store::connect(
+        &url,
+        &aim_store::PoolSettings::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("pool");
+    aim_store::partitions::ensure_api_calls_partitions(
+        &pool,
+        chrono::Utc::now().date_naive() - chrono::Days::new(1),
+        2,
+    )
+    .await
+    .expect("partitions");
+    pool.close().await;
+
+    eprintln!("generating {n} events…");
+    let generated = events(n);
+    let rows: Arc<Vec<CallRow>> = Arc::new(generated.iter().map(CallRow::from_event).collect());
+
+    reset(&admin).await;
+    eprintln!("(a) pipeline…");
+    let a = pipeline(&config, generated).await;
+    assert_eq!(rows_in(&admin).await, n as i64);
+
+    reset(&admin).await;
+    eprintln!("(b) bare binary COPY…");
+    let b = bare_copy(&config, Arc::clone(&rows)).await;
+    assert_eq!(rows_in(&admin).await, n as i64);
+
+    reset(&admin).await;
+    eprintln!("(c) psql CSV…");
+    let c = psql_csv(url.expose_secret(), &rows);
+    assert_eq!(rows_in(&admin).await, n as i64);
+
+    reset(&admin).await;
+    eprintln!("(d) per-row INSERT with trigger, {inserts} events…");
+    let subset = Arc::new(rows[..inserts].to_vec());
+    let d = per_row_insert(&config, subset).await;
+    assert_eq!(rows_in(&admin).await, inserts as i64);
+
+    let (ra, rb, rc, rd) = (rate(n, a), rate(n, b), rate(n, c), rate(inserts, d));
+    println!("| mode | events | seconds | events/s |");
+    println!("| --- | ---: | ---: | ---: |");
+    println!(
+        "| (a) pipeline writers, ledger included | {n} | {:.2} | {ra:.0} |",
+        a.as_secs_f64()
+    );
+    println!(
+        "| (b) bare binary COPY, {WRITERS} connections, batches of {BATCH} | {n} | {:.2} | {rb:.0} |",
+        b.as_secs_f64()
+    );
+    println!(
+        "| (c) psql `\\copy` CSV, 1 connection | {n} | {:.2} | {rc:.0} |",
+        c.as_secs_f64()
+    );
+    println!(
+        "| (d) INSERT per event + trigger, {WRITERS} connections | {inserts} | {:.2} | {rd:.0} |",
+        d.as_secs_f64()
+    );
+    println!();
+    println!(
+        "(a)/(b) = {:.2} (target ≥ 0.9)  (a)/(c) = {:.2} (target ≥ 1.2)  (a)/(d) = {:.1} (target ≥ 20)",
+        ra / rb,
+        ra / rc,
+        ra / rd
+    );
+}
