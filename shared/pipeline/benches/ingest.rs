@@ -86,7 +86,7 @@ fn events(n: usize) -> Vec<ApiCallEvent> {
                 request_id: Some(
                     http::HeaderValue::from_str(&format!("bench-{i}")).expect("ascii"),
                 ),
-                called_at: now - Duration::from_millis((rng.next() % 3_600_000) as u64),
+                called_at: now - Duration::from_millis(rng.next() % 3_600_000),
             }
         })
         .collect()
