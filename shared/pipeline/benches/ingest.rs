@@ -327,6 +327,18 @@ async fn per_row_insert(config: &tokio_postgres::Config, rows: Arc<Vec<CallRow>>
     took
 }
 
+/// This process's CPU time (user + system), to see what each mode costs the client on a machine
+/// whose cores it shares with the server.
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
@@ -364,12 +376,20 @@ async fn main() {
 
     reset(&admin).await;
     eprintln!("(a) pipeline…");
+    let cpu_a = cpu();
+    let cpu_a = cpu();
     let a = pipeline(&config, generated).await;
+    let cpu_a = cpu() - cpu_a;
+    let cpu_a = cpu() - cpu_a;
     assert_eq!(rows_in(&admin).await, n as i64);
 
     reset(&admin).await;
     eprintln!("(b) bare binary COPY…");
+    let cpu_b = cpu();
+    let cpu_b = cpu();
     let b = bare_copy(&config, Arc::clone(&rows)).await;
+    let cpu_b = cpu() - cpu_b;
+    let cpu_b = cpu() - cpu_b;
     assert_eq!(rows_in(&admin).await, n as i64);
 
     reset(&admin).await;
@@ -403,6 +423,11 @@ async fn main() {
         d.as_secs_f64()
     );
     println!();
+    println!(
+        "client CPU: (a) {:.2} s, (b) {:.2} s",
+        cpu_a.as_secs_f64(),
+        cpu_b.as_secs_f64()
+    );
     println!(
         "(a)/(b) = {:.2} (target ≥ 0.9)  (a)/(c) = {:.2} (target ≥ 1.2)  (a)/(d) = {:.1} (target ≥ 20)",
         ra / rb,

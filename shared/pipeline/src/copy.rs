@@ -62,7 +62,8 @@ fn is_transient(e: &Error) -> bool {
 /// Writes `rows` as batch `batch_id` in one transaction. `copy` is [`COPY`] prepared on this
 /// connection (writers keep it cached).
 ///
-/// Round trips: `BEGIN` and the ledger insert in one simple query, the COPY, `COMMIT`.
+/// Round trips: `BEGIN`, the ledger insert and the start of the COPY together, the COPY's data,
+/// `COMMIT`.
 ///
 /// # Errors
 /// [`WriteError`], classified. After an error the transaction is rolled back (a connection the
@@ -94,17 +95,29 @@ async fn write<T: AsRow>(
          ON CONFLICT (batch_id) DO NOTHING RETURNING 1",
         rows.len()
     );
-    let fresh = client
-        .simple_query(&ledger)
-        .await?
+    // The ledger insert and the start of the COPY are sent together (tokio-postgres pipelines
+    // requests on one connection and the server runs them in order), saving a round trip per
+    // batch; a duplicate abandons the COPY, which aborts the transaction.
+    let (ledger, sink) = tokio::join!(client.simple_query(&ledger), client.copy_in(copy));
+    let fresh = ledger?
         .iter()
         .any(|m| matches!(m, SimpleQueryMessage::Row(_)));
+    let sink = sink?;
     if !fresh {
+        drop(sink);
         client.batch_execute("ROLLBACK").await?;
         return Ok(Outcome::Duplicate);
     }
-    copy_rows(client.copy_in(copy).await?, batch_id, rows).await?;
-    client.batch_execute("COMMIT").await?;
+    // COMMIT is queued behind the COPY's data (requests on a connection are sent whole and in
+    // order), so it reaches the server as soon as the COPY ends. Should the COPY fail, the
+    // server answers the COMMIT of the aborted transaction with a rollback, and the COPY's error
+    // is what we report.
+    let (copied, commit) = tokio::join!(
+        copy_rows(sink, batch_id, rows),
+        client.batch_execute("COMMIT")
+    );
+    copied?;
+    commit?;
     Ok(Outcome::Written)
 }
 

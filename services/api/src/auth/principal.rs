@@ -116,6 +116,10 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(slot) = parts.extensions.get::<AnalyticsSlot>() {
             slot.attribute(principal.attribution());
         }
+        // After attribution: a rate-limited call is still a call of this agent.
+        if let Principal::Agent { key_id, .. } = principal {
+            state.rate_limits().check_agent_key(key_id)?;
+        }
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }
@@ -174,7 +178,6 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
         state.key_cache().evict(&hash);
         return Err(ApiError::Unauthorized);
     }
-    state.rate_limits().check_agent_key(valid.key_id)?;
     if valid.due_for_touch(now) {
         let pool = state.db.clone();
         let key_id = valid.key_id;
