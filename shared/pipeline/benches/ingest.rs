@@ -331,7 +331,12 @@ async fn per_row_insert(config: &tokio_postgres::Config, rows: Arc<Vec<CallRow>>
 /// whose cores it shares with the server.
 fn cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     let ticks: u64 = [11, 12]
         .iter()
         .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
