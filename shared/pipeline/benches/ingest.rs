@@ -382,18 +382,14 @@ async fn main() {
     reset(&admin).await;
     eprintln!("(a) pipeline…");
     let cpu_a = cpu();
-    let cpu_a = cpu();
     let a = pipeline(&config, generated).await;
-    let cpu_a = cpu() - cpu_a;
     let cpu_a = cpu() - cpu_a;
     assert_eq!(rows_in(&admin).await, n as i64);
 
     reset(&admin).await;
     eprintln!("(b) bare binary COPY…");
     let cpu_b = cpu();
-    let cpu_b = cpu();
     let b = bare_copy(&config, Arc::clone(&rows)).await;
-    let cpu_b = cpu() - cpu_b;
     let cpu_b = cpu() - cpu_b;
     assert_eq!(rows_in(&admin).await, n as i64);
 
