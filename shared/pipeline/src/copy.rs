@@ -1,5 +1,6 @@
 //! Writing one batch: a single transaction that records the batch id in the ledger
-//! (`ingest_batches`), binary-COPYs the rows into `api_calls`, and commits. A batch id already in
+//! (`ingest_batches`), binary-COPYs the rows into `api_calls`, upserts the batch's rollup deltas,
+//! and commits. A batch id already in
 //! the ledger means the batch was applied before (a replay after an unacknowledged commit): the
 //! transaction is rolled back and the batch reported as a duplicate, so replays are exact.
 
@@ -10,6 +11,8 @@ use tokio_postgres::{Client, Error, SimpleQueryMessage, Statement};
 use uuid::Uuid;
 
 pub use encode::{AsRow, RowRef};
+
+use crate::rollup::{self, Deltas, apply::RollupStatements};
 
 /// The COPY statement both the writers and the benchmark's bare-COPY baseline run.
 pub const COPY: &str = "COPY api_calls (id, organization_id, agent_id, user_id, method, endpoint, \
@@ -59,8 +62,25 @@ fn is_transient(e: &Error) -> bool {
     }
 }
 
-/// Writes `rows` as batch `batch_id` in one transaction. `copy` is [`COPY`] prepared on this
-/// connection (writers keep it cached).
+/// The statements a batch runs, prepared on its connection (writers keep them cached).
+pub struct Statements {
+    pub copy: Statement,
+    pub rollups: RollupStatements,
+}
+
+impl Statements {
+    /// # Errors
+    /// The database error.
+    pub async fn prepare(client: &Client) -> Result<Self, Error> {
+        Ok(Self {
+            copy: client.prepare(COPY).await?,
+            rollups: RollupStatements::prepare(client).await?,
+        })
+    }
+}
+
+/// Writes `rows` as batch `batch_id` in one transaction: ledger, raw rows, then the rollup
+/// deltas folded from the same rows.
 ///
 /// Round trips: `BEGIN`, the ledger insert and the start of the COPY together, the COPY's data,
 /// `COMMIT`.
@@ -70,11 +90,11 @@ fn is_transient(e: &Error) -> bool {
 /// caller keeps is clean); after [`WriteError::Unavailable`] the caller should discard it.
 pub async fn write_batch<T: AsRow>(
     client: &Client,
-    copy: &Statement,
+    statements: &Statements,
     batch_id: Uuid,
     rows: &[T],
 ) -> Result<Outcome, WriteError> {
-    match write(client, copy, batch_id, rows).await {
+    match write(client, statements, batch_id, rows).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
             let _ = client.batch_execute("ROLLBACK").await;
@@ -85,10 +105,14 @@ pub async fn write_batch<T: AsRow>(
 
 async fn write<T: AsRow>(
     client: &Client,
-    copy: &Statement,
+    statements: &Statements,
     batch_id: Uuid,
     rows: &[T],
 ) -> Result<Outcome, Error> {
+    let mut deltas = Deltas::default();
+    for row in rows {
+        deltas.add(&row.as_row());
+    }
     // Both values are formatted from a UUID and an integer: nothing to escape.
     let ledger = format!(
         "BEGIN; INSERT INTO ingest_batches (batch_id, row_count) VALUES ('{batch_id}', {}) \
@@ -98,7 +122,10 @@ async fn write<T: AsRow>(
     // The ledger insert and the start of the COPY are sent together (tokio-postgres pipelines
     // requests on one connection and the server runs them in order), saving a round trip per
     // batch; a duplicate abandons the COPY, which aborts the transaction.
-    let (ledger, sink) = tokio::join!(client.simple_query(&ledger), client.copy_in(copy));
+    let (ledger, sink) = tokio::join!(
+        client.simple_query(&ledger),
+        client.copy_in(&statements.copy)
+    );
     let fresh = ledger?
         .iter()
         .any(|m| matches!(m, SimpleQueryMessage::Row(_)));
@@ -108,15 +135,18 @@ async fn write<T: AsRow>(
         client.batch_execute("ROLLBACK").await?;
         return Ok(Outcome::Duplicate);
     }
-    // COMMIT is queued behind the COPY's data (requests on a connection are sent whole and in
-    // order), so it reaches the server as soon as the COPY ends. Should the COPY fail, the
-    // server answers the COMMIT of the aborted transaction with a rollback, and the COPY's error
-    // is what we report.
-    let (copied, commit) = tokio::join!(
+    // The rollup upserts and COMMIT are queued behind the COPY's data (requests on a connection
+    // are sent whole and in the order they were made), so they reach the server as soon as the
+    // COPY ends, and the hot rollup rows stay locked only for the commit. Should anything fail,
+    // the server answers the COMMIT of the aborted transaction with a rollback, and the first
+    // error is what we report.
+    let (copied, rolled_up, commit) = tokio::join!(
         copy_rows(sink, batch_id, rows),
+        rollup::apply::apply(client, &statements.rollups, &deltas),
         client.batch_execute("COMMIT")
     );
     copied?;
+    rolled_up?;
     commit?;
     Ok(Outcome::Written)
 }

@@ -7,6 +7,7 @@
 pub mod copy;
 pub mod event;
 mod pipeline;
+pub mod rollup;
 pub mod spool;
 pub mod stats;
 

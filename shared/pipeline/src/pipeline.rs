@@ -404,11 +404,10 @@ async fn write_to_database<T: crate::copy::AsRow>(
             .get()
             .await
             .map_err(|e| WriteError::Unavailable(e.to_string()))?;
-        let copy = client
-            .prepare_cached(crate::copy::COPY)
+        let statements = cached_statements(&client)
             .await
             .map_err(|e| WriteError::classify(&e))?;
-        let result = write_batch(&client, &copy, batch_id, rows).await;
+        let result = write_batch(&client, &statements, batch_id, rows).await;
         if matches!(result, Err(WriteError::Unavailable(_))) {
             // The connection's state is unknown; never hand it to another batch.
             let _ = deadpool_postgres::Object::take(client);
@@ -422,6 +421,21 @@ async fn write_to_database<T: crate::copy::AsRow>(
 }
 
 /// Appends and fsyncs on the blocking pool: disk latency must not stall a runtime worker.
+/// The batch statements, prepared once per pooled connection.
+async fn cached_statements(
+    client: &deadpool_postgres::Object,
+) -> Result<crate::copy::Statements, tokio_postgres::Error> {
+    use crate::rollup::apply::{RollupStatements, agent_sql, endpoint_sql, org_sql};
+    Ok(crate::copy::Statements {
+        copy: client.prepare_cached(crate::copy::COPY).await?,
+        rollups: RollupStatements {
+            agent: client.prepare_cached(&agent_sql()).await?,
+            org: client.prepare_cached(&org_sql()).await?,
+            endpoint: client.prepare_cached(&endpoint_sql()).await?,
+        },
+    })
+}
+
 async fn append_to_spool(shared: &Arc<Shared>, batch: SpooledBatch) -> Result<(), SpoolError> {
     let used = shared.stats.spool_bytes.load(Ordering::Relaxed);
     let owner = Arc::clone(shared);

@@ -72,6 +72,32 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Recomputes every rollup from the raw rows and requires no difference.
+async fn assert_rollups_clean(db: &TestDatabase) {
+    let (client, connection) = pg(&db.url())
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let today = chrono::Utc::now().date_naive();
+    let differences = aim_pipeline::rollup::verify::verify(
+        &client,
+        today - chrono::Days::new(2),
+        today + chrono::Days::new(1),
+    )
+    .await
+    .expect("verify");
+    assert!(
+        differences.is_empty(),
+        "{}",
+        differences
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 fn deadline() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(20)
 }
@@ -104,6 +130,13 @@ async fn every_event_becomes_exactly_one_row() {
     )
     .await;
     assert_eq!(ledger, 5_000, "the ledger accounts for every row");
+    assert_rollups_clean(&db).await;
+    let calls = count(
+        &db,
+        "SELECT coalesce(sum(total_api_calls), 0)::bigint FROM organization_daily_metrics",
+    )
+    .await;
+    assert_eq!(calls, 5_000, "the daily rollup counts every call");
     let s = stats.snapshot();
     assert!(s.balanced(0), "{s:?}");
     assert_eq!(s.dropped, 0);
@@ -183,6 +216,7 @@ async fn batches_are_spooled_while_the_database_is_cut_and_replayed_exactly_once
     );
     let s = stats.snapshot();
     assert_eq!(s.replayed, 3_000);
+    assert_rollups_clean(&db).await;
     assert_eq!(s.dropped, 0);
     assert_eq!(s.spool_bytes, 0);
     assert!(
@@ -202,8 +236,7 @@ async fn a_batch_replayed_after_it_committed_is_not_duplicated() {
         .await
         .expect("connect");
     tokio::spawn(connection);
-    let copy = client
-        .prepare(aim_pipeline::copy::COPY)
+    let copy = aim_pipeline::copy::Statements::prepare(&client)
         .await
         .expect("prepare");
     let rows: Vec<CallRow> = (0..50)
@@ -219,6 +252,7 @@ async fn a_batch_replayed_after_it_committed_is_not_duplicated() {
     assert_eq!(first, aim_pipeline::copy::Outcome::Written);
     assert_eq!(again, aim_pipeline::copy::Outcome::Duplicate);
     assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 50);
+    assert_rollups_clean(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,6 +305,7 @@ async fn damaged_spool_segments_are_skipped_counted_and_quarantined() {
         .expect("quarantine")
         .count();
     assert_eq!(quarantined, 2);
+    assert_rollups_clean(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,6 +334,7 @@ async fn shutdown_with_a_full_queue_writes_every_event() {
     );
     assert_eq!(stats.dropped(DropReason::QueueFull), 0);
     assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 20_000);
+    assert_rollups_clean(&db).await;
     assert!(stats.snapshot().balanced(0));
 }
 
@@ -322,6 +358,7 @@ async fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays()
     wait_for("the replay", || stats.snapshot().written == 700).await;
     next.shutdown(deadline()).await;
     assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 700);
+    assert_rollups_clean(&db).await;
     assert!(stats.snapshot().balanced(0));
 }
 
@@ -333,8 +370,7 @@ async fn the_hand_encoded_copy_round_trips_every_column() {
         .await
         .expect("connect");
     tokio::spawn(connection);
-    let copy = client
-        .prepare(aim_pipeline::copy::COPY)
+    let copy = aim_pipeline::copy::Statements::prepare(&client)
         .await
         .expect("prepare");
     let called_at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_790_000_000_123_456);
@@ -386,4 +422,41 @@ async fn the_hand_encoded_copy_round_trips_every_column() {
     assert_eq!(row.get::<_, Option<String>>(13).as_deref(), Some("req-7"));
     assert_eq!(row.get::<_, i64>(14), 1_790_000_000_123_456);
     assert_eq!(row.get::<_, Uuid>(15), batch);
+}
+
+#[tokio::test]
+async fn verify_finds_a_tampered_rollup_and_rebuild_repairs_it() {
+    let db = TestDatabase::create().await;
+    let (mut client, connection) = pg(&db.url())
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let statements = aim_pipeline::copy::Statements::prepare(&client)
+        .await
+        .expect("prepare");
+    let org = Uuid::now_v7();
+    let events: Vec<ApiCallEvent> = (0..40).map(|i| event(org, i)).collect();
+    aim_pipeline::copy::write_batch(&client, &statements, Uuid::now_v7(), &events)
+        .await
+        .expect("write");
+    assert_rollups_clean(&db).await;
+    client
+        .execute(
+            "UPDATE organization_daily_metrics SET total_api_calls = total_api_calls + 1",
+            &[],
+        )
+        .await
+        .expect("tamper");
+    let today = chrono::Utc::now().date_naive();
+    let found = aim_pipeline::rollup::verify::verify(&client, today, today)
+        .await
+        .expect("verify");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].table, "organization_daily_metrics");
+    assert_eq!((found[0].stored.calls, found[0].computed.calls), (41, 40));
+    aim_pipeline::rollup::verify::rebuild(&mut client, today, today)
+        .await
+        .expect("rebuild");
+    assert_rollups_clean(&db).await;
 }
