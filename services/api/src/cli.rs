@@ -25,6 +25,11 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Check or repair the rollup tables against the raw `api_calls` rows.
+    Rollups {
+        #[command(subcommand)]
+        action: RollupAction,
+    },
     /// Create an organization and its admin; prints a generated password once when none is
     /// given.
     Bootstrap {
@@ -37,6 +42,27 @@ pub enum Command {
         /// The admin's password (at least 12 characters); generated when omitted.
         #[arg(long)]
         password: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RollupAction {
+    /// Recompute every rollup of the given UTC days from `api_calls` and print each difference;
+    /// exits 1 if there is any.
+    Verify {
+        /// First day, `YYYY-MM-DD` (default: 30 days ago).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day, inclusive (default: today).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+    },
+    /// Replace the rollups' traffic columns of the given UTC days with what `api_calls` says.
+    Rebuild {
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        #[arg(long)]
+        to: chrono::NaiveDate,
     },
 }
 
@@ -63,6 +89,14 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             closed?;
             Ok(code)
         }
+        Command::Rollups { action } => {
+            let database = Database::open_shared(&config).await?;
+            let result = rollups(&database, action).await;
+            let closed = database.close().await;
+            let code = result?;
+            closed?;
+            Ok(code)
+        }
         Command::Bootstrap {
             org,
             email,
@@ -73,6 +107,47 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let closed = database.close().await;
             result?;
             closed?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn rollups(database: &Database, action: RollupAction) -> anyhow::Result<ExitCode> {
+    use secrecy::ExposeSecret;
+    use std::str::FromStr;
+    let config = tokio_postgres::Config::from_str(database.url().expose_secret())
+        .context("parsing the database URL")?;
+    let (mut client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .context("connecting to the database")?;
+    tokio::spawn(connection);
+    let today = chrono::Utc::now().date_naive();
+    match action {
+        RollupAction::Verify { from, to } => {
+            let to = to.unwrap_or(today);
+            let from = from.unwrap_or(to - chrono::Days::new(30));
+            anyhow::ensure!(from <= to, "--from must not be after --to");
+            let differences = aim_pipeline::rollup::verify::verify(&client, from, to)
+                .await
+                .context("verifying the rollups")?;
+            for difference in &differences {
+                println!("{difference}");
+            }
+            if differences.is_empty() {
+                println!("rollups match api_calls from {from} to {to}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{} rollup rows differ from api_calls", differences.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        RollupAction::Rebuild { from, to } => {
+            anyhow::ensure!(from <= to, "--from must not be after --to");
+            let rows = aim_pipeline::rollup::verify::rebuild(&mut client, from, to)
+                .await
+                .context("rebuilding the rollups")?;
+            println!("rebuilt {rows} rollup rows from api_calls, {from} to {to}");
             Ok(ExitCode::SUCCESS)
         }
     }

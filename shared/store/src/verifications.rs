@@ -24,7 +24,9 @@ pub struct NewVerification {
     pub started_at: DateTime<Utc>,
 }
 
-/// Records the event and the agent's `last_active` in one transaction.
+/// Records the event, its rollups (`verifications_count` of the agent's hour, the day's
+/// verification totals; failed counts `failed` and `timeout`) and the agent's `last_active`, in
+/// one transaction.
 ///
 /// # Errors
 /// The database error.
@@ -49,6 +51,39 @@ pub async fn record(
     .bind(event.duration_ms)
     .bind(event.started_at)
     .fetch_one(&mut *tx)
+    .await?;
+    // The verification rollups, exact because they commit with the event.
+    sqlx::query(
+        "INSERT INTO agent_activity_metrics (organization_id, agent_id, hour_timestamp, verifications_count) \
+         VALUES ($1, $2, date_trunc('hour', $3, 'UTC'), 1) \
+         ON CONFLICT (organization_id, agent_id, hour_timestamp) DO UPDATE \
+         SET verifications_count = agent_activity_metrics.verifications_count + 1, updated_at = now()",
+    )
+    .bind(event.organization_id)
+    .bind(event.agent_id)
+    .bind(event.started_at)
+    .execute(&mut *tx)
+    .await?;
+    let succeeded = i64::from(event.status == VerificationStatus::Success);
+    let failed = i64::from(matches!(
+        event.status,
+        VerificationStatus::Failed | VerificationStatus::Timeout
+    ));
+    sqlx::query(
+        "INSERT INTO organization_daily_metrics (organization_id, date, total_verifications, \
+             successful_verifications, failed_verifications) \
+         VALUES ($1, ($2 AT TIME ZONE 'UTC')::date, 1, $3, $4) \
+         ON CONFLICT (organization_id, date) DO UPDATE SET \
+             total_verifications = organization_daily_metrics.total_verifications + 1, \
+             successful_verifications = organization_daily_metrics.successful_verifications + $3, \
+             failed_verifications = organization_daily_metrics.failed_verifications + $4, \
+             updated_at = now()",
+    )
+    .bind(event.organization_id)
+    .bind(event.started_at)
+    .bind(succeeded)
+    .bind(failed)
+    .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE agents SET last_active = greatest(last_active, $3) WHERE organization_id = $1 AND id = $2")
         .bind(event.organization_id)

@@ -31,6 +31,8 @@ pub struct TestApp {
     pub proxy: Option<FaultProxy>,
     /// The analytics pipeline, unless the test turned it off.
     pub pipeline: Option<Arc<Pipeline>>,
+    /// The database's URL (through the proxy, when there is one).
+    url: SecretString,
     _spool: tempfile::TempDir,
 }
 
@@ -113,6 +115,7 @@ impl TestApp {
             pool,
             proxy: None,
             pipeline,
+            url: db.url(),
             _spool: spool,
         }
     }
@@ -130,6 +133,7 @@ impl TestApp {
             pool,
             proxy: Some(proxy),
             pipeline,
+            url,
             _spool: spool,
         }
     }
@@ -142,7 +146,36 @@ impl TestApp {
             .shutdown(tokio::time::Instant::now() + std::time::Duration::from_secs(20))
             .await;
         assert_eq!(left, 0, "events left in the queue after draining");
+        self.assert_rollups_clean().await;
         pipeline.stats().snapshot()
+    }
+
+    /// `aim rollups verify` over every day with calls: the rollups must match the raw rows.
+    pub async fn assert_rollups_clean(&self) {
+        use secrecy::ExposeSecret;
+        let config = tokio_postgres::Config::from_str(self.url.expose_secret()).expect("URL");
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let today = chrono::Utc::now().date_naive();
+        let differences = aim_pipeline::rollup::verify::verify(
+            &client,
+            today - chrono::Days::new(2),
+            today + chrono::Days::new(1),
+        )
+        .await
+        .expect("verify");
+        assert!(
+            differences.is_empty(),
+            "rollups differ from api_calls:\n{}",
+            differences
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 
     pub fn proxy(&self) -> &FaultProxy {

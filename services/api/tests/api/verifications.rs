@@ -90,6 +90,23 @@ async fn verify_action_decides_records_and_lists() {
     assert_eq!(future.body["total"], 0);
     let own = app.get_as("/api/v1/verifications", &key).await;
     assert_eq!(own.body["total"], 3, "an agent lists its own events");
+
+    let (per_hour, total, succeeded, failed): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(verifications_count), 0)::bigint FROM agent_activity_metrics WHERE agent_id = $1::uuid), \
+                total_verifications, successful_verifications, failed_verifications \
+         FROM organization_daily_metrics WHERE organization_id = $2",
+    )
+    .bind(id)
+    .bind(admin.organization_id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("rollups");
+    assert_eq!(
+        (per_hour, total, succeeded, failed),
+        (3, 3, 1, 1),
+        "pending counts in the total only"
+    );
+    app.drain().await;
 }
 
 #[tokio::test]
