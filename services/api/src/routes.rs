@@ -4,6 +4,7 @@
 //! JSON fallbacks for unknown routes and methods.
 
 mod agents;
+mod analytics;
 mod audit;
 mod auth;
 mod health;
@@ -28,6 +29,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(agents::router())
         .merge(verifications::router())
         .merge(audit::router())
+        .merge(analytics::router())
 }
 
 #[derive(OpenApi)]
@@ -46,6 +48,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         (name = "agents", description = "Agents, trust scores, API keys, verification"),
         (name = "verifications", description = "Verification events"),
         (name = "audit", description = "Audit trail (admin)"),
+        (name = "analytics", description = "Traffic and activity of the caller's organization, from the rollups"),
     )
 )]
 struct ApiDoc;

@@ -5,6 +5,7 @@
 //! pipeline, not here.
 
 pub mod agents;
+pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 mod error;

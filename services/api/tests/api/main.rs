@@ -2,6 +2,7 @@
 //! PostgreSQL database per test, and the real binary where the process itself is under test.
 
 mod agents;
+mod analytics_api;
 mod analytics_ingest;
 mod audit;
 mod auth;

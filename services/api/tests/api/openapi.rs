@@ -40,6 +40,12 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("post", "/api/v1/agents/{id}/verify-action"),
         ("get", "/api/v1/verifications"),
         ("get", "/api/v1/audit-events"),
+        ("get", "/api/v1/analytics/usage"),
+        ("get", "/api/v1/analytics/endpoints"),
+        ("get", "/api/v1/analytics/timeseries"),
+        ("get", "/api/v1/analytics/agents/{id}/activity"),
+        ("get", "/api/v1/analytics/agents/activity"),
+        ("get", "/api/v1/analytics/dashboard"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (method, path) in expected {

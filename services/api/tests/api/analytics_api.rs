@@ -1,0 +1,273 @@
+//! The analytics endpoints against a known set of calls sent through the API.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+fn sum(points: &Value, field: &str) -> f64 {
+    points
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|p| p[field].as_f64().expect("number"))
+        .sum()
+}
+
+#[tokio::test]
+async fn every_number_comes_from_the_calls_made() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let busy = app.agent(&admin.token, "busy").await; // user call 1
+    let busy_id = busy["id"].as_str().expect("id").to_owned();
+    let failing = app.agent(&admin.token, "failing").await; // user call 2
+    let failing_id = failing["id"].as_str().expect("id").to_owned();
+    let busy_key = app.key(&admin.token, &busy_id).await; // user call 3
+    let failing_key = app.key(&admin.token, &failing_id).await; // user call 4
+    for _ in 0..10 {
+        let r = app
+            .get_as(&format!("/api/v1/agents/{busy_id}"), &busy_key)
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    for _ in 0..5 {
+        let r = app
+            .post_as(
+                &format!("/api/v1/agents/{failing_id}/verify-action"),
+                &failing_key,
+                json!({ "action": "" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let other = app.organization("globex").await;
+    app.drain().await;
+
+    let usage = app
+        .get_as("/api/v1/analytics/usage?period=day", &admin.token)
+        .await;
+    assert_eq!(usage.status, StatusCode::OK, "{}", usage.body);
+    let u = &usage.body;
+    assert_eq!(u["period"], "day");
+    assert_eq!(u["api_calls"], 19);
+    assert_eq!(u["total_agents"], 2);
+    assert_eq!(u["active_agents"], 2);
+    assert_eq!(u["error_rate"], 26.32);
+    assert_eq!(u["uptime"], 100.0);
+    assert!(u["avg_response_time_ms"].as_f64().expect("avg") > 0.0);
+    assert!(u["p95_response_time_ms"].as_f64().expect("p95") > 0.0);
+    assert!(u["data_volume"].as_f64().is_some());
+    let month = app.get_as("/api/v1/analytics/usage", &admin.token).await;
+    assert_eq!(month.body["period"], "month");
+    assert_eq!(month.body["api_calls"], 19);
+    let year = app
+        .get_as("/api/v1/analytics/usage?period=year", &admin.token)
+        .await;
+    assert_eq!(
+        year.body["api_calls"], 19,
+        "the daily rollups agree with the hourly ones"
+    );
+
+    let endpoints = app
+        .get_as("/api/v1/analytics/endpoints?period=day", &admin.token)
+        .await;
+    assert_eq!(endpoints.status, StatusCode::OK);
+    let list = endpoints.body["endpoints"].as_array().expect("array");
+    assert_eq!(list[0]["method"], "GET");
+    assert_eq!(list[0]["endpoint"], "/api/v1/agents/{id}");
+    assert_eq!(list[0]["calls"], 10);
+    assert_eq!(list[0]["error_rate"], 0.0);
+    assert_eq!(list[1]["endpoint"], "/api/v1/agents/{id}/verify-action");
+    assert_eq!(list[1]["calls"], 5);
+    assert_eq!(list[1]["error_rate"], 100.0);
+    // Percentiles from the histogram, within its stated 5% of the exact ones.
+    let durations: Vec<f64> = sqlx::query_scalar(
+        "SELECT duration_ms FROM api_calls WHERE endpoint = '/api/v1/agents/{id}' AND method = 'GET' ORDER BY duration_ms",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("durations");
+    for (field, q) in [("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99)] {
+        let rank = ((q * durations.len() as f64).ceil() as usize).max(1);
+        let exact = durations[rank - 1].max(0.05);
+        let estimate = list[0][field].as_f64().expect("percentile");
+        assert!(
+            (estimate - exact).abs() <= 0.05 * exact,
+            "{field}: {estimate} vs exact {exact}"
+        );
+    }
+
+    let series = app
+        .get_as(
+            "/api/v1/analytics/timeseries?metric=api_calls",
+            &admin.token,
+        )
+        .await;
+    assert_eq!(series.status, StatusCode::OK, "{}", series.body);
+    assert_eq!(
+        series.body["points"].as_array().map(Vec::len),
+        Some(24),
+        "zero-filled hours"
+    );
+    assert_eq!(sum(&series.body["points"], "value"), 19.0);
+    let errors = app
+        .get_as(
+            "/api/v1/analytics/timeseries?metric=errors&interval=day",
+            &admin.token,
+        )
+        .await;
+    assert_eq!(sum(&errors.body["points"], "value"), 5.0);
+    let one = app
+        .get_as(
+            &format!("/api/v1/analytics/timeseries?metric=api_calls&agent_id={busy_id}"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(sum(&one.body["points"], "value"), 10.0);
+
+    let activity = app
+        .get_as(
+            &format!("/api/v1/analytics/agents/{busy_id}/activity?hours=3"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(activity.status, StatusCode::OK);
+    assert_eq!(activity.body["hours"].as_array().map(Vec::len), Some(3));
+    assert_eq!(sum(&activity.body["hours"], "api_calls"), 10.0);
+
+    let agents = app
+        .get_as("/api/v1/analytics/agents/activity", &admin.token)
+        .await;
+    assert_eq!(agents.status, StatusCode::OK);
+    let a = &agents.body;
+    assert_eq!(a["total"], 2);
+    assert_eq!(a["activities"][0]["agent_id"], busy_id.as_str());
+    assert_eq!(a["activities"][0]["api_calls"], 10);
+    assert_eq!(a["activities"][1]["errors"], 5);
+    assert_eq!(a["summary"]["total_calls"], 15);
+    assert_eq!(a["summary"]["success_count"], 10);
+    assert_eq!(a["summary"]["failure_count"], 5);
+    assert_eq!(a["summary"]["success_rate"], 66.67);
+
+    let dashboard = app
+        .get_as("/api/v1/analytics/dashboard", &admin.token)
+        .await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    let d = &dashboard.body;
+    assert_eq!(d["organization_id"], admin.organization_id.to_string());
+    assert_eq!(
+        (
+            d["total_agents"].as_i64(),
+            d["pending_agents"].as_i64(),
+            d["verified_agents"].as_i64()
+        ),
+        (Some(2), Some(2), Some(0))
+    );
+    assert_eq!(d["api_calls_24h"], 19);
+    assert_eq!(d["error_rate_24h"], 26.32);
+    assert_eq!(d["avg_trust_score"], 0.5);
+    assert_eq!(d["total_users"], 1);
+
+    // Another organization sees none of it.
+    let theirs = app
+        .get_as("/api/v1/analytics/usage?period=day", &other.token)
+        .await;
+    assert_eq!(theirs.body["api_calls"], 0);
+    assert_eq!(theirs.body["uptime"], 100.0);
+    assert_eq!(
+        app.get_as(
+            &format!("/api/v1/analytics/agents/{busy_id}/activity"),
+            &other.token
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get_as(
+            &format!("/api/v1/analytics/timeseries?metric=api_calls&agent_id={busy_id}"),
+            &other.token
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get_as("/api/v1/analytics/endpoints", &other.token)
+            .await
+            .body["endpoints"],
+        json!([])
+    );
+    assert_eq!(
+        app.get_as("/api/v1/analytics/agents/activity", &other.token)
+            .await
+            .body["total"],
+        0
+    );
+    assert_eq!(
+        app.get_as("/api/v1/analytics/dashboard", &other.token)
+            .await
+            .body["api_calls_24h"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn agents_cannot_read_analytics_and_parameters_are_checked() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let viewer = app.user(&admin, "viewer").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let key = app
+        .key(&admin.token, agent["id"].as_str().expect("id"))
+        .await;
+    for path in [
+        "/api/v1/analytics/usage",
+        "/api/v1/analytics/endpoints",
+        "/api/v1/analytics/timeseries?metric=api_calls",
+        "/api/v1/analytics/agents/activity",
+        "/api/v1/analytics/dashboard",
+    ] {
+        assert_eq!(
+            app.get_as(path, &key).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        assert_eq!(
+            app.get_as(path, &viewer.token).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/v1/analytics/usage?period=decade",
+        "/api/v1/analytics/usage?days=0",
+        "/api/v1/analytics/usage?days=366",
+        "/api/v1/analytics/endpoints?limit=0",
+        "/api/v1/analytics/endpoints?period=year",
+        "/api/v1/analytics/timeseries?metric=bogus",
+        "/api/v1/analytics/timeseries?metric=api_calls&from=2020-01-01T00:00:00Z",
+        "/api/v1/analytics/timeseries?metric=api_calls&from=2030-01-01T00:00:00Z&to=2029-01-01T00:00:00Z",
+        "/api/v1/analytics/agents/activity?limit=101",
+        "/api/v1/analytics/agents/activity?days=0",
+    ] {
+        let response = app.get_as(path, &admin.token).await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            response.body
+        );
+    }
+    let hours = app
+        .get_as(
+            &format!(
+                "/api/v1/analytics/agents/{}/activity?hours=721",
+                agent["id"].as_str().expect("id")
+            ),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(hours.status, StatusCode::BAD_REQUEST);
+    app.drain().await;
+}

@@ -1,0 +1,170 @@
+//! Reads for the analytics API. Everything comes from the rollup tables, never from raw
+//! `api_calls`: rows come back with their histograms, and the API merges them (histograms add,
+//! percentiles never average).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// One rollup row's traffic; `key` says which hour or day and, when relevant, which endpoint or
+/// agent.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RollupRow {
+    pub bucket: DateTime<Utc>,
+    pub method: Option<String>,
+    pub endpoint: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub calls: i64,
+    pub errors: i64,
+    pub client_errors: i64,
+    pub server_errors: i64,
+    pub request_bytes: i64,
+    pub response_bytes: i64,
+    pub total_duration_ms: f64,
+    pub histogram: Vec<i64>,
+}
+
+const TRAFFIC: &str = "api_calls_count AS calls, errors_count AS errors, \
+     client_errors_count AS client_errors, server_errors_count AS server_errors, request_bytes, \
+     response_bytes, total_duration_ms, latency_histogram AS histogram";
+
+/// The organization's hourly rows per (method, endpoint) in `[from, to)`.
+///
+/// # Errors
+/// The database error.
+pub async fn endpoint_hours(
+    pool: &PgPool,
+    organization_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<RollupRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT hour_timestamp AS bucket, method, endpoint, NULL::uuid AS agent_id, {TRAFFIC} \
+         FROM endpoint_hourly_metrics \
+         WHERE organization_id = $1 AND hour_timestamp >= $2 AND hour_timestamp < $3 \
+           AND api_calls_count > 0 ORDER BY hour_timestamp"
+    ))
+    .bind(organization_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The organization's hourly rows per agent in `[from, to)`, optionally of one agent.
+///
+/// # Errors
+/// The database error.
+pub async fn agent_hours(
+    pool: &PgPool,
+    organization_id: Uuid,
+    agent_id: Option<Uuid>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<RollupRow>, StoreError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT hour_timestamp AS bucket, NULL::text AS method, NULL::text AS endpoint, agent_id, {TRAFFIC} \
+         FROM agent_activity_metrics \
+         WHERE organization_id = $1 AND ($2::uuid IS NULL OR agent_id = $2) \
+           AND hour_timestamp >= $3 AND hour_timestamp < $4 AND api_calls_count > 0 \
+         ORDER BY hour_timestamp"
+    ))
+    .bind(organization_id)
+    .bind(agent_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The organization's daily rows for days `from..=to`.
+///
+/// # Errors
+/// The database error.
+pub async fn org_days(
+    pool: &PgPool,
+    organization_id: Uuid,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<RollupRow>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT (date::timestamp AT TIME ZONE 'UTC') AS bucket, NULL::text AS method, \
+                NULL::text AS endpoint, NULL::uuid AS agent_id, total_api_calls AS calls, \
+                total_errors AS errors, client_errors, server_errors, request_bytes, \
+                response_bytes, total_duration_ms, latency_histogram AS histogram \
+         FROM organization_daily_metrics \
+         WHERE organization_id = $1 AND date >= $2 AND date <= $3 AND total_api_calls > 0 \
+         ORDER BY date",
+    )
+    .bind(organization_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// An agent as the activity list shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub trust_score: f64,
+    pub last_active: Option<DateTime<Utc>>,
+}
+
+/// Every live agent of the organization, oldest first.
+///
+/// # Errors
+/// The database error.
+pub async fn agent_summaries(
+    pool: &PgPool,
+    organization_id: Uuid,
+) -> Result<Vec<AgentSummary>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, name, status, trust_score, last_active FROM agents \
+         WHERE organization_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+    )
+    .bind(organization_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The dashboard's identity counts.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DashboardCounts {
+    pub total_agents: i64,
+    pub verified_agents: i64,
+    pub pending_agents: i64,
+    pub avg_trust_score: Option<f64>,
+    pub total_users: i64,
+    pub active_users: i64,
+    pub total_verifications: i64,
+    pub successful_verifications: i64,
+    pub failed_verifications: i64,
+}
+
+/// # Errors
+/// The database error.
+pub async fn dashboard_counts(
+    pool: &PgPool,
+    organization_id: Uuid,
+) -> Result<DashboardCounts, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT \
+           (SELECT count(*) FROM agents WHERE organization_id = $1 AND deleted_at IS NULL) AS total_agents, \
+           (SELECT count(*) FROM agents WHERE organization_id = $1 AND deleted_at IS NULL AND status = 'verified') AS verified_agents, \
+           (SELECT count(*) FROM agents WHERE organization_id = $1 AND deleted_at IS NULL AND status = 'pending') AS pending_agents, \
+           (SELECT avg(trust_score)::float8 FROM agents WHERE organization_id = $1 AND deleted_at IS NULL) AS avg_trust_score, \
+           (SELECT count(*) FROM users WHERE organization_id = $1) AS total_users, \
+           (SELECT count(*) FROM users WHERE organization_id = $1 AND is_active) AS active_users, \
+           (SELECT coalesce(sum(total_verifications), 0)::bigint FROM organization_daily_metrics WHERE organization_id = $1) AS total_verifications, \
+           (SELECT coalesce(sum(successful_verifications), 0)::bigint FROM organization_daily_metrics WHERE organization_id = $1) AS successful_verifications, \
+           (SELECT coalesce(sum(failed_verifications), 0)::bigint FROM organization_daily_metrics WHERE organization_id = $1) AS failed_verifications",
+    )
+    .bind(organization_id)
+    .fetch_one(pool)
+    .await?)
+}
