@@ -135,19 +135,16 @@ async fn write<T: AsRow>(
         client.batch_execute("ROLLBACK").await?;
         return Ok(Outcome::Duplicate);
     }
-    // The rollup upserts and COMMIT are queued behind the COPY's data (requests on a connection
-    // are sent whole and in the order they were made), so they reach the server as soon as the
-    // COPY ends, and the hot rollup rows stay locked only for the commit. Should anything fail,
-    // the server answers the COMMIT of the aborted transaction with a rollback, and the first
-    // error is what we report.
-    let (copied, rolled_up, commit) = tokio::join!(
+    // The rollup step is queued behind the COPY's data (requests on a connection are sent
+    // whole and in the order they were made) and ends with COMMIT, so the hot rollup rows stay
+    // locked only for the commit. Should anything fail, the server answers the COMMIT of the
+    // aborted transaction with a rollback, and the first error is what we report.
+    let (copied, rolled_up) = tokio::join!(
         copy_rows(sink, batch_id, rows),
-        rollup::apply::apply(client, &statements.rollups, &deltas),
-        client.batch_execute("COMMIT")
+        rollup::apply::apply_and_commit(client, &statements.rollups, &deltas, true)
     );
     copied?;
     rolled_up?;
-    commit?;
     Ok(Outcome::Written)
 }
 

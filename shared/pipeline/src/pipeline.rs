@@ -425,13 +425,17 @@ async fn write_to_database<T: crate::copy::AsRow>(
 async fn cached_statements(
     client: &deadpool_postgres::Object,
 ) -> Result<crate::copy::Statements, tokio_postgres::Error> {
-    use crate::rollup::apply::{RollupStatements, agent_sql, endpoint_sql, org_sql};
+    use crate::rollup::apply::RollupStatements;
+    let [agent_read, org_read, endpoint_read, agent, org, endpoint] = RollupStatements::sql();
     Ok(crate::copy::Statements {
         copy: client.prepare_cached(crate::copy::COPY).await?,
         rollups: RollupStatements {
-            agent: client.prepare_cached(&agent_sql()).await?,
-            org: client.prepare_cached(&org_sql()).await?,
-            endpoint: client.prepare_cached(&endpoint_sql()).await?,
+            agent_read: client.prepare_cached(&agent_read).await?,
+            org_read: client.prepare_cached(&org_read).await?,
+            endpoint_read: client.prepare_cached(&endpoint_read).await?,
+            agent: client.prepare_cached(&agent).await?,
+            org: client.prepare_cached(&org).await?,
+            endpoint: client.prepare_cached(&endpoint).await?,
         },
     })
 }

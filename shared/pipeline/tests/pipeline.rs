@@ -16,7 +16,8 @@ fn event(organization: Uuid, i: u64) -> ApiCallEvent {
     ApiCallEvent {
         id: Uuid::now_v7(),
         organization_id: organization,
-        agent_id: Some(Uuid::now_v7()),
+        // Fifty agents, like a real organization, not one per call.
+        agent_id: Some(Uuid::from_u128(u128::from(i % 50) + 1)),
         user_id: None,
         method: http::Method::POST,
         endpoint: Arc::from("/api/v1/agents/{id}/verify-action"),

@@ -264,6 +264,12 @@ pub async fn rebuild(client: &mut Client, from: NaiveDate, to: NaiveDate) -> Res
     let (start, end) = bounds(from, to);
     let statements = super::apply::RollupStatements::prepare(client).await?;
     let tx = client.transaction().await?;
+    // The writers' rollup step takes the same lock: nothing reads the rows while they are zero.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&super::apply::ROLLUP_LOCK],
+    )
+    .await?;
     let zero = "api_calls_count = 0, errors_count = 0, client_errors_count = 0, \
          server_errors_count = 0, request_bytes = 0, response_bytes = 0, data_processed_bytes = 0, \
          total_duration_ms = 0, avg_response_time_ms = 0, p95_response_time_ms = 0, \
@@ -287,7 +293,7 @@ pub async fn rebuild(client: &mut Client, from: NaiveDate, to: NaiveDate) -> Res
         &[&from, &to],
     )
     .await?;
-    super::apply::apply(&tx, &statements, &computed).await?;
+    super::apply::apply_and_commit(&tx, &statements, &computed, false).await?;
     tx.commit().await?;
     Ok(computed.agent_hours.len() + computed.org_days.len() + computed.endpoint_hours.len())
 }
