@@ -6,8 +6,8 @@
 //! milliseconds; the last bucket holds everything over 60 s. A bucket is reported as
 //! 0.05·1.1^(k−1)·2.2/2.1, whose distance to any value in the bucket is at most
 //! (1.1−1)/(1.1+1) ≈ 4.8%: every percentile between 0.05 ms and 60 s is within 5% of the exact
-//! one. The same formula lives in the SQL function `aim_histogram_quantile` (migration
-//! `20261128000004`), which keeps the `p95_response_time_ms` columns current.
+//! one. Histograms are stored as `bigint[]` of these 149 counts; the writers merge them in Rust
+//! (see `rollup/apply.rs`).
 
 use serde::{Deserialize, Serialize};
 
