@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod health;
 mod status;
+mod trends;
 mod users;
 mod verifications;
 
@@ -30,6 +31,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(verifications::router())
         .merge(audit::router())
         .merge(analytics::router())
+        .merge(trends::router())
 }
 
 #[derive(OpenApi)]

@@ -168,3 +168,61 @@ pub async fn dashboard_counts(
     .fetch_one(pool)
     .await?)
 }
+
+/// Each agent's last recorded trust score in each `unit` (`week` or `day`, UTC) since `since`.
+///
+/// # Errors
+/// The database error.
+pub async fn trust_scores_by(
+    pool: &PgPool,
+    organization_id: Uuid,
+    unit: TrendUnit,
+    since: DateTime<Utc>,
+) -> Result<Vec<(NaiveDate, Uuid, f64)>, StoreError> {
+    let unit = match unit {
+        TrendUnit::Week => "week",
+        TrendUnit::Day => "day",
+    };
+    Ok(sqlx::query_as(
+        "SELECT date_trunc($3, recorded_at AT TIME ZONE 'UTC')::date AS bucket, agent_id, \
+                (array_agg(trust_score ORDER BY recorded_at DESC, id DESC))[1] AS score \
+         FROM trust_score_history WHERE organization_id = $1 AND recorded_at >= $2 \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(organization_id)
+    .bind(since)
+    .bind(unit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The bucket of a trend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrendUnit {
+    Week,
+    Day,
+}
+
+/// Verification events per UTC month since `since`: `(YYYY-MM, success, failed or timeout,
+/// pending, total)`.
+///
+/// # Errors
+/// The database error.
+pub async fn verifications_by_month(
+    pool: &PgPool,
+    organization_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, i64, i64, i64, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT to_char(date_trunc('month', started_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month, \
+                count(*) FILTER (WHERE status = 'success'), \
+                count(*) FILTER (WHERE status IN ('failed', 'timeout')), \
+                count(*) FILTER (WHERE status = 'pending'), count(*) \
+         FROM verification_events WHERE organization_id = $1 AND started_at >= $2 \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(organization_id)
+    .bind(since)
+    .fetch_all(pool)
+    .await?)
+}

@@ -271,3 +271,144 @@ async fn agents_cannot_read_analytics_and_parameters_are_checked() {
     assert_eq!(hours.status, StatusCode::BAD_REQUEST);
     app.drain().await;
 }
+
+#[tokio::test]
+async fn trust_trends_and_verification_activity_come_from_their_tables() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let other = app.organization("globex").await;
+    let none = app
+        .get_as("/api/v1/analytics/trust-score-trends", &admin.token)
+        .await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert_eq!(none.body["trends"], json!([]), "no history, no trends");
+
+    let high = app.agent(&admin.token, "high").await;
+    let low = app.agent(&admin.token, "low").await;
+    let high_id = high["id"].as_str().expect("id").to_owned();
+    let low_id = low["id"].as_str().expect("id").to_owned();
+    for (id, score) in [(&high_id, 0.95), (&low_id, 0.3)] {
+        let r = app
+            .call(
+                axum::http::Method::PUT,
+                &format!("/api/v1/agents/{id}/trust-score"),
+                Some(&admin.token),
+                Some(json!({ "trust_score": score, "reason": "review" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let trends = app
+        .get_as("/api/v1/analytics/trust-score-trends?weeks=4", &admin.token)
+        .await;
+    let t = &trends.body;
+    assert_eq!(t["data_type"], "weekly");
+    assert_eq!(t["trends"].as_array().map(Vec::len), Some(1), "{t}");
+    let week = &t["trends"][0];
+    assert_eq!(week["agent_count"], 2);
+    assert_eq!(
+        week["avg_score"], 0.625,
+        "each agent's last score of the week"
+    );
+    assert_eq!(
+        week["scores_by_range"],
+        json!({ "excellent": 1, "good": 0, "fair": 0, "poor": 1 })
+    );
+    assert_eq!(t["summary"]["overall_avg"], 0.625);
+    assert_eq!(t["summary"]["trend_direction"], "stable");
+    let daily = app
+        .get_as("/api/v1/analytics/trends?period=days&days=7", &admin.token)
+        .await;
+    assert_eq!(daily.body["data_type"], "daily");
+    assert_eq!(daily.body["trends"][0]["agent_count"], 2);
+
+    let key = app.key(&admin.token, &high_id).await;
+    let uri = format!("/api/v1/agents/{high_id}/verify-action");
+    app.post_as(&uri, &key, json!({ "action": "a" })).await; // pending
+    app.call(
+        axum::http::Method::PATCH,
+        &format!("/api/v1/agents/{high_id}"),
+        Some(&admin.token),
+        Some(json!({ "status": "verified" })),
+    )
+    .await;
+    app.post_as(&uri, &key, json!({ "action": "a" })).await; // success
+    app.call(
+        axum::http::Method::PATCH,
+        &format!("/api/v1/agents/{high_id}"),
+        Some(&admin.token),
+        Some(json!({ "status": "suspended" })),
+    )
+    .await;
+    app.post_as(&uri, &admin.token, json!({ "action": "a" }))
+        .await; // failed
+    let activity = app
+        .get_as(
+            "/api/v1/analytics/verification-activity?months=6",
+            &admin.token,
+        )
+        .await;
+    assert_eq!(activity.status, StatusCode::OK);
+    let months = activity.body["activity"].as_array().expect("months");
+    assert_eq!(months.len(), 6, "every month present");
+    let current = months.last().expect("current month");
+    assert_eq!(
+        current["month_year"],
+        chrono::Utc::now().format("%Y-%m").to_string()
+    );
+    assert_eq!(
+        (
+            current["verified"].as_i64(),
+            current["failed"].as_i64(),
+            current["pending"].as_i64(),
+            current["total"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1), Some(3))
+    );
+    assert!(months[..5].iter().all(|m| m["total"] == 0));
+    assert_eq!(activity.body["current_stats"]["total_agents"], 2);
+    assert_eq!(activity.body["current_stats"]["total_pending"], 1);
+
+    // Isolation, roles, validation.
+    assert_eq!(
+        app.get_as("/api/v1/analytics/trust-score-trends", &other.token)
+            .await
+            .body["trends"],
+        json!([])
+    );
+    let theirs = app
+        .get_as("/api/v1/analytics/verification-activity", &other.token)
+        .await;
+    assert!(
+        theirs.body["activity"]
+            .as_array()
+            .expect("months")
+            .iter()
+            .all(|m| m["total"] == 0)
+    );
+    for path in [
+        "/api/v1/analytics/trust-score-trends",
+        "/api/v1/analytics/trends",
+        "/api/v1/analytics/verification-activity",
+    ] {
+        assert_eq!(
+            app.get_as(path, &key).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/v1/analytics/trust-score-trends?weeks=0",
+        "/api/v1/analytics/trust-score-trends?weeks=53",
+        "/api/v1/analytics/trends?period=months",
+        "/api/v1/analytics/trends?period=days&days=91",
+        "/api/v1/analytics/verification-activity?months=25",
+    ] {
+        assert_eq!(
+            app.get_as(path, &admin.token).await.status,
+            StatusCode::BAD_REQUEST,
+            "{path}"
+        );
+    }
+    app.drain().await;
+}

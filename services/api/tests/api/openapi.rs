@@ -46,6 +46,9 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("get", "/api/v1/analytics/agents/{id}/activity"),
         ("get", "/api/v1/analytics/agents/activity"),
         ("get", "/api/v1/analytics/dashboard"),
+        ("get", "/api/v1/analytics/trust-score-trends"),
+        ("get", "/api/v1/analytics/trends"),
+        ("get", "/api/v1/analytics/verification-activity"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (method, path) in expected {
