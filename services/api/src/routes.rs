@@ -7,6 +7,7 @@ mod agents;
 mod analytics;
 mod audit;
 mod auth;
+mod export;
 mod health;
 mod status;
 mod trends;
@@ -32,6 +33,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(analytics::router())
         .merge(trends::router())
+        .merge(export::router())
 }
 
 #[derive(OpenApi)]

@@ -226,3 +226,55 @@ pub async fn verifications_by_month(
     .fetch_all(pool)
     .await?)
 }
+
+/// One raw call, as the export writes it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct ExportRow {
+    pub id: Uuid,
+    pub called_at: DateTime<Utc>,
+    pub agent_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub method: String,
+    pub endpoint: String,
+    pub status_code: i32,
+    pub duration_ms: f64,
+    pub request_size_bytes: i64,
+    pub response_size_bytes: i64,
+    pub user_agent: Option<String>,
+    pub ip_address: Option<String>,
+    pub error_message: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// The next `limit` raw calls of the organization in `[from, to)` after `after` (keyset
+/// pagination on `(called_at, id)`), so an export streams in bounded memory.
+///
+/// # Errors
+/// The database error.
+pub async fn export_page(
+    pool: &PgPool,
+    organization_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ExportRow>, StoreError> {
+    let (after_at, after_id) = after.map_or((None, None), |(at, id)| (Some(at), Some(id)));
+    Ok(sqlx::query_as(
+        "SELECT id, called_at, agent_id, user_id, method, endpoint, status_code, duration_ms, \
+                request_size_bytes, response_size_bytes, user_agent, host(ip_address) AS ip_address, \
+                error_message, request_id \
+         FROM api_calls \
+         WHERE organization_id = $1 AND called_at >= $2 AND called_at < $3 \
+           AND ($4::timestamptz IS NULL OR (called_at, id) > ($4, $5)) \
+         ORDER BY called_at, id LIMIT $6",
+    )
+    .bind(organization_id)
+    .bind(from)
+    .bind(to)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

@@ -412,3 +412,72 @@ async fn trust_trends_and_verification_activity_come_from_their_tables() {
     }
     app.drain().await;
 }
+
+#[tokio::test]
+async fn export_streams_the_organizations_raw_calls() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let other = app.organization("globex").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id").to_owned();
+    let key = app.key(&admin.token, &id).await;
+    for _ in 0..7 {
+        app.get_as(&format!("/api/v1/agents/{id}"), &key).await;
+    }
+    app.drain().await;
+    let expected: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_calls WHERE organization_id = $1")
+            .bind(admin.organization_id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(expected, 9, "two user calls and seven agent calls");
+
+    let (status, content_type, csv) = app.get_text("/api/v1/analytics/export", &admin.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/csv"), "{content_type}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("id,called_at,agent_id"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len() as i64, expected + 1);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(",/api/v1/agents/{id},"))
+            .count(),
+        7
+    );
+
+    let (status, content_type, ndjson) = app
+        .get_text("/api/v1/analytics/export?format=ndjson", &admin.token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/x-ndjson");
+    let rows: Vec<Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(rows.len() as i64, expected);
+    assert!(
+        rows.iter()
+            .all(|r| r["request_id"].is_string() && r.get("organization_id").is_none())
+    );
+
+    let (_, _, theirs) = app
+        .get_text("/api/v1/analytics/export?format=ndjson", &other.token)
+        .await;
+    assert_eq!(theirs, "", "another organization exports nothing of ours");
+    let (status, _, _) = app.get_text("/api/v1/analytics/export", &key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for path in [
+        "/api/v1/analytics/export?format=xml",
+        "/api/v1/analytics/export?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z",
+        "/api/v1/analytics/export?from=2026-03-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ] {
+        let (status, _, _) = app.get_text(path, &admin.token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+    }
+}

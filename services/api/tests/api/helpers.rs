@@ -214,6 +214,38 @@ impl TestApp {
         }
     }
 
+    /// A GET whose body is not JSON (an export): status, content type, text.
+    pub async fn get_text(&self, uri: &str, credential: &str) -> (StatusCode, String, String) {
+        let request = Request::get(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {credential}"))
+            .body(Body::empty())
+            .expect("request");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            content_type,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
     pub async fn get(&self, uri: &str) -> TestResponse {
         self.request(Request::get(uri).body(Body::empty()).expect("request"))
             .await

@@ -49,6 +49,7 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("get", "/api/v1/analytics/trust-score-trends"),
         ("get", "/api/v1/analytics/trends"),
         ("get", "/api/v1/analytics/verification-activity"),
+        ("get", "/api/v1/analytics/export"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (method, path) in expected {
