@@ -25,6 +25,11 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Data retention.
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
     /// Check or repair the rollup tables against the raw `api_calls` rows.
     Rollups {
         #[command(subcommand)]
@@ -43,6 +48,13 @@ pub enum Command {
         #[arg(long)]
         password: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionAction {
+    /// Drop `api_calls` partitions older than AIM_RETENTION_DAYS and rollups older than
+    /// AIM_ROLLUP_RETENTION_DAYS, once, and print what was dropped.
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +101,16 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             closed?;
             Ok(code)
         }
+        Command::Retention {
+            action: RetentionAction::Run,
+        } => {
+            let database = Database::open_shared(&config).await?;
+            let result = retention(&config, &database).await;
+            let closed = database.close().await;
+            result?;
+            closed?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rollups { action } => {
             let database = Database::open_shared(&config).await?;
             let result = rollups(&database, action).await;
@@ -110,6 +132,39 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn retention(config: &Config, database: &Database) -> anyhow::Result<()> {
+    let pool = aim_store::connect(
+        database.url(),
+        &config.pool_settings(),
+        config.db_connect_wait,
+    )
+    .await
+    .context("connecting to the database")?;
+    let dropped = aim_store::maintenance::retention(
+        &pool,
+        chrono::Utc::now().date_naive(),
+        config.retention_days,
+        config.rollup_retention_days,
+    )
+    .await
+    .context("running retention")?;
+    if dropped.dropped_partitions.is_empty() {
+        println!(
+            "no api_calls partition older than {} days",
+            config.retention_days
+        );
+    }
+    for name in &dropped.dropped_partitions {
+        println!("dropped {name}");
+    }
+    println!(
+        "deleted {} rollup rows older than {} days",
+        dropped.rollup_rows_deleted, config.rollup_retention_days
+    );
+    pool.close().await;
+    Ok(())
 }
 
 async fn rollups(database: &Database, action: RollupAction) -> anyhow::Result<ExitCode> {

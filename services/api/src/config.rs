@@ -34,6 +34,9 @@ pub const DEFAULT_ANALYTICS_BATCH_MAX: usize = 2_000;
 pub const DEFAULT_ANALYTICS_FLUSH_MS: u64 = 200;
 pub const DEFAULT_ANALYTICS_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_ANALYTICS_SPOOL_MAX_AGE_S: u64 = 7 * 24 * 3_600;
+pub const DEFAULT_MAINTENANCE_INTERVAL_S: u64 = 300;
+pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+pub const DEFAULT_ROLLUP_RETENTION_DAYS: u64 = 730;
 /// The database the private cluster serves.
 pub const LOCAL_DATABASE: &str = "aim";
 /// HS256 keys shorter than the hash output weaken the signature.
@@ -152,6 +155,12 @@ pub struct Config {
     /// `AIM_ANALYTICS_BATCH_MAX`, `AIM_ANALYTICS_FLUSH_MS`, `AIM_ANALYTICS_SPOOL_DIR`
     /// (`$AIM_DATA_DIR/spool`), `AIM_ANALYTICS_SPOOL_MAX_BYTES`, `AIM_ANALYTICS_SPOOL_MAX_AGE_S`.
     pub pipeline: aim_pipeline::PipelineConfig,
+    /// `AIM_MAINTENANCE_INTERVAL_S`: how often the maintenance task runs (on one replica).
+    pub maintenance_interval: Duration,
+    /// `AIM_RETENTION_DAYS`: days of raw `api_calls` kept.
+    pub retention_days: u64,
+    /// `AIM_ROLLUP_RETENTION_DAYS`: days of rollups kept.
+    pub rollup_retention_days: u64,
 }
 
 /// A variable that is missing or malformed; the message names it.
@@ -280,6 +289,16 @@ impl Config {
             )?,
         };
         Ok(Self {
+            maintenance_interval: seconds(
+                "AIM_MAINTENANCE_INTERVAL_S",
+                DEFAULT_MAINTENANCE_INTERVAL_S,
+            )?,
+            retention_days: parse_positive(get, "AIM_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?,
+            rollup_retention_days: parse_positive(
+                get,
+                "AIM_ROLLUP_RETENTION_DAYS",
+                DEFAULT_ROLLUP_RETENTION_DAYS,
+            )?,
             analytics_enabled: parse_bool(get, "AIM_ANALYTICS_ENABLED", true)?,
             pipeline,
             admin,

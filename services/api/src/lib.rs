@@ -9,6 +9,7 @@ pub mod config;
 mod database;
 pub mod error;
 pub mod extract;
+mod maintenance;
 mod metrics_server;
 mod middleware;
 mod routes;

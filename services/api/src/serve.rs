@@ -93,6 +93,15 @@ async fn serve_on(
         shutdown.clone(),
         pipeline.clone(),
     )?;
+    spawn_tracked(
+        &tracker,
+        "maintenance",
+        crate::maintenance::run(
+            pool.clone(),
+            crate::maintenance::Settings::new(config),
+            shutdown.clone(),
+        ),
+    );
     let limits = state.clone();
     let stop = shutdown.clone();
     spawn_tracked(&tracker, "rate-limit-upkeep", async move {

@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 mod error;
+pub mod maintenance;
 mod migrate;
 pub mod model;
 pub mod partitions;

@@ -194,6 +194,20 @@ async fn serve_runs_its_own_cluster_and_survives_a_crash() {
     assert_eq!(lines.len(), aim_store::MIGRATOR.iter().count(), "{stdout}");
     assert!(lines.iter().all(|l| l.contains("applied")), "{stdout}");
 
+    let verify = aim(&data, free_port(), &["rollups", "verify"])
+        .output()
+        .expect("aim rollups verify");
+    assert!(verify.status.success(), "{}", text(&verify));
+    let retention = aim(&data, free_port(), &["retention", "run"])
+        .output()
+        .expect("aim retention run");
+    assert!(retention.status.success(), "{}", text(&retention));
+    assert!(
+        text(&retention).contains("no api_calls partition older than 90 days"),
+        "{}",
+        text(&retention)
+    );
+
     // A crash leaves the server running; the next start adopts it.
     first.kill().expect("SIGKILL");
     first.wait().expect("reap");

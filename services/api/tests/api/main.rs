@@ -11,6 +11,7 @@ mod errors;
 mod health;
 mod helpers;
 mod keys;
+mod maintenance;
 mod openapi;
 mod schema;
 mod tenancy;
