@@ -18,7 +18,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, GenericClient, Row, Statement};
 use uuid::Uuid;
 
-use super::histogram::{BUCKETS, Histogram};
+use super::histogram::Histogram;
 use super::{AgentHour, Deltas, EndpointHour, OrgDay, Traffic};
 
 /// `pg_advisory_xact_lock` key of the rollup step ("AIMrollup").
@@ -29,26 +29,38 @@ const TRAFFIC_READ: &str = "api_calls_count, errors_count, client_errors_count, 
 const ORG_TRAFFIC_READ: &str = "total_api_calls, total_errors, client_errors, server_errors, \
      request_bytes, response_bytes, total_duration_ms, latency_histogram";
 
-/// `$first..` are the eight traffic arrays; the histogram is sliced out of the flat array.
+/// `$first..` are the traffic arrays; each row's histogram is its `[lo:hi]` slice of the flat
+/// array at `$first + 7` (trailing zero buckets are not sent; readers pad them back).
 fn traffic_values(first: usize) -> String {
     let hist = format!("${}", first + 7);
     format!(
         "u.c, u.e, u.ce, u.se, u.rq, u.rs, u.rq + u.rs, u.d, u.avg, u.p95, \
-         ({hist}::int8[])[(u.n - 1) * {BUCKETS} + 1 : u.n * {BUCKETS}], now()"
+         coalesce(({hist}::int8[])[u.lo : u.hi], '{{}}'), now()"
     )
 }
 
 fn traffic_arrays(first: usize) -> String {
-    (0..9)
-        .map(|i| {
-            let kind = if i >= 6 { "float8" } else { "int8" };
-            format!("${}::{kind}[]", first + if i < 7 { i } else { i + 1 })
-        })
+    let kinds = [
+        (0, "int8"),
+        (1, "int8"),
+        (2, "int8"),
+        (3, "int8"),
+        (4, "int8"),
+        (5, "int8"),
+        (6, "float8"),
+        (8, "float8"),
+        (9, "float8"),
+        (10, "int4"),
+        (11, "int4"),
+    ];
+    kinds
+        .iter()
+        .map(|(offset, kind)| format!("${}::{kind}[]", first + offset))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-const TRAFFIC_ALIASES: &str = "c, e, ce, se, rq, rs, d, avg, p95, n";
+const TRAFFIC_ALIASES: &str = "c, e, ce, se, rq, rs, d, avg, p95, lo, hi, n";
 const HOURLY_COLUMNS: &str = "api_calls_count, errors_count, client_errors_count, \
      server_errors_count, request_bytes, response_bytes, data_processed_bytes, total_duration_ms, \
      avg_response_time_ms, p95_response_time_ms, latency_histogram, updated_at";
@@ -199,6 +211,9 @@ struct Columns {
     histograms: Vec<i64>,
     avg: Vec<f64>,
     p95: Vec<f64>,
+    /// 1-based bounds of each row's histogram in `histograms`.
+    lo: Vec<i32>,
+    hi: Vec<i32>,
 }
 
 impl Columns {
@@ -210,13 +225,23 @@ impl Columns {
         self.request_bytes.push(t.request_bytes);
         self.response_bytes.push(t.response_bytes);
         self.duration.push(t.total_duration_ms);
-        self.histograms.extend_from_slice(t.histogram.counts());
+        let counts = t.histogram.counts();
+        let used = counts
+            .iter()
+            .rposition(|c| *c != 0)
+            .map_or(0, |last| last + 1);
+        let lo = self.histograms.len() + 1;
+        self.histograms.extend_from_slice(&counts[..used]);
+        self.lo.push(i32::try_from(lo).unwrap_or(i32::MAX));
+        self.hi
+            .push(i32::try_from(self.histograms.len()).unwrap_or(i32::MAX));
         self.avg.push(t.avg_ms());
         self.p95.push(t.histogram.quantile(0.95));
     }
 
-    /// In the order of `traffic_arrays`: six counts, duration, the flat histograms, avg, p95.
-    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+    /// In the order of `traffic_arrays`: six counts, duration, the flat histograms, avg, p95,
+    /// the histogram bounds.
+    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.calls,
             &self.errors,
@@ -228,6 +253,8 @@ impl Columns {
             &self.histograms,
             &self.avg,
             &self.p95,
+            &self.lo,
+            &self.hi,
         ]
     }
 }
