@@ -178,13 +178,19 @@ async fn trust_score_trends(
     principal: Principal,
     ApiQuery(query): ApiQuery<WeeksQuery>,
 ) -> Result<Json<Trends>, ApiError> {
-    let weeks = query.weeks.unwrap_or(4);
-    if !(1..=52).contains(&weeks) {
-        return Err(invalid("weeks must be between 1 and 52"));
-    }
-    build(&state, &principal, TrendUnit::Week, weeks)
+    build(&state, &principal, TrendUnit::Week, weeks(query.weeks)?)
         .await
         .map(Json)
+}
+
+/// `weeks`, 1–52, 4 when absent.
+fn weeks(asked: Option<i64>) -> Result<i64, ApiError> {
+    let weeks = asked.unwrap_or(4);
+    if (1..=52).contains(&weeks) {
+        Ok(weeks)
+    } else {
+        Err(invalid("weeks must be between 1 and 52"))
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -211,15 +217,9 @@ async fn trends(
     ApiQuery(query): ApiQuery<TrendsQuery>,
 ) -> Result<Json<Trends>, ApiError> {
     match query.period.as_deref().unwrap_or("weeks") {
-        "weeks" => {
-            let weeks = query.weeks.unwrap_or(4);
-            if !(1..=52).contains(&weeks) {
-                return Err(invalid("weeks must be between 1 and 52"));
-            }
-            build(&state, &principal, TrendUnit::Week, weeks)
-                .await
-                .map(Json)
-        }
+        "weeks" => build(&state, &principal, TrendUnit::Week, weeks(query.weeks)?)
+            .await
+            .map(Json),
         "days" => {
             let days = query.days.unwrap_or(30);
             if !(1..=90).contains(&days) {
