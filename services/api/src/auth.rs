@@ -9,5 +9,5 @@ pub mod password;
 mod principal;
 pub mod rate_limit;
 
-pub(crate) use principal::forwarded_for;
+pub(crate) use principal::client_ip;
 pub use principal::{ClientMeta, Principal};

@@ -182,6 +182,11 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
+    /// A 400 for a query parameter outside its allowed range; the message states the range.
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::bad_request("invalid_parameter", message)
+    }
+
     /// A 422 naming one field.
     pub fn invalid(field: &str, problem: impl Into<String>) -> Self {
         Self::Validation {

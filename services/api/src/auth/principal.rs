@@ -211,16 +211,8 @@ impl FromRequestParts<AppState> for ClientMeta {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
-        let forwarded = state
-            .trust_proxy()
-            .then(|| forwarded_for(&parts.headers))
-            .flatten();
         Ok(Self {
-            ip: forwarded.or(peer),
+            ip: client_ip(&parts.headers, &parts.extensions, state.trust_proxy()),
             request_id: parts
                 .extensions
                 .get::<RequestId>()
@@ -229,10 +221,27 @@ impl FromRequestParts<AppState> for ClientMeta {
     }
 }
 
+/// The client's address: the last `X-Forwarded-For` entry behind a trusted proxy, else the
+/// TCP peer. The one rule for rate limits, the audit trail and `api_calls.ip_address`.
+pub(crate) fn client_ip(
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+    trust_proxy: bool,
+) -> Option<IpAddr> {
+    trust_proxy
+        .then(|| forwarded_for(headers))
+        .flatten()
+        .or_else(|| {
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip())
+        })
+}
+
 /// The address our proxy saw: the last entry of `X-Forwarded-For`, the one it appended.
 /// Earlier entries come from the client and prove nothing; when the last one is not an
 /// address, the peer is used instead.
-pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     headers
         .get_all("x-forwarded-for")
         .iter()

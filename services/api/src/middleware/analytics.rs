@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -21,7 +21,7 @@ use std::time::{Instant, SystemTime};
 
 use aim_pipeline::{ApiCallEvent, Sink};
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, header};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -137,7 +137,11 @@ where
             method: request.method().clone(),
             endpoint,
             user_agent: headers.get(header::USER_AGENT).cloned(),
-            ip_address: client_ip(&request, self.trust_proxy),
+            ip_address: crate::auth::client_ip(
+                request.headers(),
+                request.extensions(),
+                self.trust_proxy,
+            ),
             request_id: headers.get(&X_REQUEST_ID).cloned(),
             content_length: content_length(headers),
             started: Instant::now(),
@@ -334,18 +338,6 @@ fn content_length(headers: &HeaderMap) -> u64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn client_ip(request: &Request, trust_proxy: bool) -> Option<IpAddr> {
-    let forwarded = trust_proxy
-        .then(|| crate::auth::forwarded_for(request.headers()))
-        .flatten();
-    forwarded.or_else(|| {
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-    })
 }
 
 thread_local! {

@@ -35,10 +35,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(dashboard))
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_parameter", message)
-}
-
 fn traffic(rows: &[RollupRow]) -> Traffic {
     let mut total = Traffic::default();
     for row in rows {
@@ -116,7 +112,9 @@ struct UsageQuery {
 fn period_days(period: Option<&str>, days: Option<i64>) -> Result<(String, i64), ApiError> {
     if let Some(days) = days {
         if !(1..=365).contains(&days) {
-            return Err(invalid("days must be between 1 and 365"));
+            return Err(ApiError::invalid_parameter(
+                "days must be between 1 and 365",
+            ));
         }
         return Ok((format!("{days}d"), days));
     }
@@ -126,7 +124,11 @@ fn period_days(period: Option<&str>, days: Option<i64>) -> Result<(String, i64),
         "week" => 7,
         "month" => 30,
         "year" => 365,
-        _ => return Err(invalid("period must be one of day, week, month, year")),
+        _ => {
+            return Err(ApiError::invalid_parameter(
+                "period must be one of day, week, month, year",
+            ));
+        }
     };
     Ok((period.to_owned(), days))
 }
@@ -246,11 +248,17 @@ async fn endpoints(
         "day" => 1,
         "week" => 7,
         "month" => 30,
-        _ => return Err(invalid("period must be one of day, week, month")),
+        _ => {
+            return Err(ApiError::invalid_parameter(
+                "period must be one of day, week, month",
+            ));
+        }
     };
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(invalid("limit must be between 1 and 100"));
+        return Err(ApiError::invalid_parameter(
+            "limit must be between 1 and 100",
+        ));
     }
     let (rows, _) = window(&state, principal.organization_id(), days).await?;
     let mut groups: BTreeMap<(String, String), Traffic> = BTreeMap::new();
@@ -395,11 +403,11 @@ async fn timeseries(
     let to = truncate(query.to.unwrap_or_else(Utc::now)) + step;
     let from = truncate(query.from.unwrap_or(to - default_span));
     if from >= to {
-        return Err(invalid("from must be before to"));
+        return Err(ApiError::invalid_parameter("from must be before to"));
     }
     let buckets = (to - from).num_seconds() / step.num_seconds();
     if buckets > max_buckets {
-        return Err(invalid(format!(
+        return Err(ApiError::invalid_parameter(format!(
             "the range is capped at {max_buckets} buckets for this interval"
         )));
     }
@@ -491,7 +499,9 @@ async fn agent_activity(
     principal.user_with(Role::Viewer)?;
     let hours = query.hours.unwrap_or(24);
     if !(1..=720).contains(&hours) {
-        return Err(invalid("hours must be between 1 and 720"));
+        return Err(ApiError::invalid_parameter(
+            "hours must be between 1 and 720",
+        ));
     }
     let organization = principal.organization_id();
     aim_store::agents::get(&state.db, organization, id)
@@ -586,13 +596,17 @@ async fn agents_activity(
     let offset = query.offset.unwrap_or(0);
     let days = query.days.unwrap_or(30);
     if !(1..=100).contains(&limit) {
-        return Err(invalid("limit must be between 1 and 100"));
+        return Err(ApiError::invalid_parameter(
+            "limit must be between 1 and 100",
+        ));
     }
     if offset < 0 {
-        return Err(invalid("offset must not be negative"));
+        return Err(ApiError::invalid_parameter("offset must not be negative"));
     }
     if !(1..=365).contains(&days) {
-        return Err(invalid("days must be between 1 and 365"));
+        return Err(ApiError::invalid_parameter(
+            "days must be between 1 and 365",
+        ));
     }
     let organization = principal.organization_id();
     let to = Utc::now() + Duration::hours(1);

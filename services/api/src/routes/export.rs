@@ -117,23 +117,16 @@ async fn export(
         "csv" => Format::Csv,
         "ndjson" => Format::Ndjson,
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                "format must be csv or ndjson",
-            ));
+            return Err(ApiError::invalid_parameter("format must be csv or ndjson"));
         }
     };
     let to = query.to.unwrap_or_else(Utc::now);
     let from = query.from.unwrap_or(to - Duration::hours(24));
     if from >= to {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            "from must be before to",
-        ));
+        return Err(ApiError::invalid_parameter("from must be before to"));
     }
     if to - from > Duration::days(MAX_DAYS) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
+        return Err(ApiError::invalid_parameter(
             "the range is capped at 31 days",
         ));
     }

@@ -27,10 +27,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verification_activity))
 }
 
-fn invalid(message: &str) -> ApiError {
-    ApiError::bad_request("invalid_parameter", message)
-}
-
 #[derive(Debug, Default, Serialize, ToSchema)]
 struct Ranges {
     /// Scores ≥ 0.9.
@@ -189,7 +185,9 @@ fn weeks(asked: Option<i64>) -> Result<i64, ApiError> {
     if (1..=52).contains(&weeks) {
         Ok(weeks)
     } else {
-        Err(invalid("weeks must be between 1 and 52"))
+        Err(ApiError::invalid_parameter(
+            "weeks must be between 1 and 52",
+        ))
     }
 }
 
@@ -223,13 +221,13 @@ async fn trends(
         "days" => {
             let days = query.days.unwrap_or(30);
             if !(1..=90).contains(&days) {
-                return Err(invalid("days must be between 1 and 90"));
+                return Err(ApiError::invalid_parameter("days must be between 1 and 90"));
             }
             build(&state, &principal, TrendUnit::Day, days)
                 .await
                 .map(Json)
         }
-        _ => Err(invalid("period must be weeks or days")),
+        _ => Err(ApiError::invalid_parameter("period must be weeks or days")),
     }
 }
 
@@ -285,7 +283,9 @@ async fn verification_activity(
     principal.user_with(Role::Viewer)?;
     let months = query.months.unwrap_or(6);
     if !(1..=24).contains(&months) {
-        return Err(invalid("months must be between 1 and 24"));
+        return Err(ApiError::invalid_parameter(
+            "months must be between 1 and 24",
+        ));
     }
     let today = Utc::now().date_naive();
     let mut cursor = NaiveDate::from_ymd_opt(today.year(), today.month(), 1).unwrap_or(today);

@@ -262,12 +262,13 @@ impl Columns {
 /// Current + delta for every key, in key order.
 fn merged<K: Ord + Clone>(
     deltas: &BTreeMap<K, Traffic>,
-    current: &BTreeMap<K, Traffic>,
+    mut current: BTreeMap<K, Traffic>,
 ) -> Vec<(K, Traffic)> {
     deltas
         .iter()
         .map(|(key, delta)| {
-            let mut total = current.get(key).cloned().unwrap_or_default();
+            // Each stored row is merged once: take it instead of copying its histogram.
+            let mut total = current.remove(key).unwrap_or_default();
             total.merge(delta);
             (key.clone(), total)
         })
@@ -358,15 +359,15 @@ pub async fn apply_and_commit(
         .collect();
 
     let mut agent_cols = Columns::default();
-    for (_, t) in merged(&deltas.agent_hours, &current_agents) {
+    for (_, t) in merged(&deltas.agent_hours, current_agents) {
         agent_cols.push(&t);
     }
     let mut org_cols = Columns::default();
-    for (_, t) in merged(&deltas.org_days, &current_orgs) {
+    for (_, t) in merged(&deltas.org_days, current_orgs) {
         org_cols.push(&t);
     }
     let mut ep_cols = Columns::default();
-    for (_, t) in merged(&deltas.endpoint_hours, &current_eps) {
+    for (_, t) in merged(&deltas.endpoint_hours, current_eps) {
         ep_cols.push(&t);
     }
     let mut agent_params: Vec<&(dyn ToSql + Sync)> = vec![&agent_orgs, &agents, &agent_hours];
