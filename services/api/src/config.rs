@@ -30,7 +30,7 @@ pub const DEFAULT_LOGIN_RATE_LIMIT_PER_EMAIL_PER_MIN: u32 = 10;
 pub const DEFAULT_LOGIN_RATE_LIMIT_PER_IP_PER_MIN: u32 = 30;
 pub const DEFAULT_ANALYTICS_QUEUE_CAPACITY: usize = 65_536;
 pub const DEFAULT_ANALYTICS_WRITERS: usize = 2;
-pub const DEFAULT_ANALYTICS_BATCH_MAX: usize = 2_000;
+pub const DEFAULT_ANALYTICS_BATCH_MAX: usize = aim_pipeline::DEFAULT_BATCH_MAX;
 pub const DEFAULT_ANALYTICS_FLUSH_MS: u64 = 200;
 pub const DEFAULT_ANALYTICS_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_ANALYTICS_SPOOL_MAX_AGE_S: u64 = 7 * 24 * 3_600;
@@ -287,6 +287,7 @@ impl Config {
                 "AIM_ANALYTICS_SPOOL_MAX_AGE_S",
                 DEFAULT_ANALYTICS_SPOOL_MAX_AGE_S,
             )?,
+            rollups: true,
         };
         Ok(Self {
             maintenance_interval: seconds(

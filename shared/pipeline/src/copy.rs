@@ -65,7 +65,8 @@ fn is_transient(e: &Error) -> bool {
 /// The statements a batch runs, prepared on its connection (writers keep them cached).
 pub struct Statements {
     pub copy: Statement,
-    pub rollups: RollupStatements,
+    /// `None` when the pipeline runs without rollups (the benchmark's baseline).
+    pub rollups: Option<RollupStatements>,
 }
 
 impl Statements {
@@ -74,7 +75,7 @@ impl Statements {
     pub async fn prepare(client: &Client) -> Result<Self, Error> {
         Ok(Self {
             copy: client.prepare(COPY).await?,
-            rollups: RollupStatements::prepare(client).await?,
+            rollups: Some(RollupStatements::prepare(client).await?),
         })
     }
 }
@@ -109,10 +110,13 @@ async fn write<T: AsRow>(
     batch_id: Uuid,
     rows: &[T],
 ) -> Result<Outcome, Error> {
-    let mut deltas = Deltas::default();
-    for row in rows {
-        deltas.add(&row.as_row());
-    }
+    let deltas = statements.rollups.as_ref().map(|_| {
+        let mut deltas = Deltas::default();
+        for row in rows {
+            deltas.add(&row.as_row());
+        }
+        deltas
+    });
     // Both values are formatted from a UUID and an integer: nothing to escape.
     let ledger = format!(
         "BEGIN; INSERT INTO ingest_batches (batch_id, row_count) VALUES ('{batch_id}', {}) \
@@ -139,10 +143,14 @@ async fn write<T: AsRow>(
     // whole and in the order they were made) and ends with COMMIT, so the hot rollup rows stay
     // locked only for the commit. Should anything fail, the server answers the COMMIT of the
     // aborted transaction with a rollback, and the first error is what we report.
-    let (copied, rolled_up) = tokio::join!(
-        copy_rows(sink, batch_id, rows),
-        rollup::apply::apply_and_commit(client, &statements.rollups, &deltas, true)
-    );
+    let (copied, rolled_up) = tokio::join!(copy_rows(sink, batch_id, rows), async {
+        match (&statements.rollups, &deltas) {
+            (Some(rollups), Some(deltas)) => {
+                rollup::apply::apply_and_commit(client, rollups, deltas, true).await
+            }
+            _ => client.batch_execute("COMMIT").await,
+        }
+    });
     copied?;
     rolled_up?;
     Ok(Outcome::Written)

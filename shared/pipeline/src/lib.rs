@@ -12,5 +12,7 @@ pub mod spool;
 pub mod stats;
 
 pub use event::{ApiCallEvent, CallRow};
-pub use pipeline::{Pipeline, PipelineConfig, PipelineError, PipelineStatus, Sink};
+pub use pipeline::{
+    DEFAULT_BATCH_MAX, Pipeline, PipelineConfig, PipelineError, PipelineStatus, Sink,
+};
 pub use stats::{DropReason, PipelineStats, StatsSnapshot};

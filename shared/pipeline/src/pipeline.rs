@@ -42,7 +42,17 @@ pub struct PipelineConfig {
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
+    /// Whether each batch also upserts its rollup deltas. Always on in the service; off only
+    /// to measure what the rollup step costs (the ingest benchmark's baseline).
+    pub rollups: bool,
 }
+
+/// Events per batch at most. A batch costs one COPY (per event) plus one rollup row per distinct
+/// key (agent, route, organization × hour and day), written while the rollup lock is held; so
+/// when a backlog builds up, big batches fold many events into each rollup row: 2,000-event
+/// batches kept 0.23 of the ingest rate without rollups, 50,000-event ones about 0.9
+/// (`docs/benchmarks.md`). Under a light load the flush interval ends batches long before.
+pub const DEFAULT_BATCH_MAX: usize = 50_000;
 
 const PROBE_MIN: Duration = Duration::from_millis(100);
 const PROBE_MAX: Duration = Duration::from_secs(5);
@@ -404,7 +414,7 @@ async fn write_to_database<T: crate::copy::AsRow>(
             .get()
             .await
             .map_err(|e| WriteError::Unavailable(e.to_string()))?;
-        let statements = cached_statements(&client)
+        let statements = cached_statements(&client, shared.config.rollups)
             .await
             .map_err(|e| WriteError::classify(&e))?;
         let result = write_batch(&client, &statements, batch_id, rows).await;
@@ -420,26 +430,27 @@ async fn write_to_database<T: crate::copy::AsRow>(
     }
 }
 
-/// Appends and fsyncs on the blocking pool: disk latency must not stall a runtime worker.
 /// The batch statements, prepared once per pooled connection.
 async fn cached_statements(
     client: &deadpool_postgres::Object,
+    rollups: bool,
 ) -> Result<crate::copy::Statements, tokio_postgres::Error> {
     use crate::rollup::apply::RollupStatements;
-    let [agent_read, org_read, endpoint_read, agent, org, endpoint] = RollupStatements::sql();
+    let rollups = if rollups {
+        Some(
+            RollupStatements::prepare_with(|sql| async move { client.prepare_cached(&sql).await })
+                .await?,
+        )
+    } else {
+        None
+    };
     Ok(crate::copy::Statements {
         copy: client.prepare_cached(crate::copy::COPY).await?,
-        rollups: RollupStatements {
-            agent_read: client.prepare_cached(&agent_read).await?,
-            org_read: client.prepare_cached(&org_read).await?,
-            endpoint_read: client.prepare_cached(&endpoint_read).await?,
-            agent: client.prepare_cached(&agent).await?,
-            org: client.prepare_cached(&org).await?,
-            endpoint: client.prepare_cached(&endpoint).await?,
-        },
+        rollups,
     })
 }
 
+/// Appends and fsyncs on the blocking pool: disk latency must not stall a runtime worker.
 async fn append_to_spool(shared: &Arc<Shared>, batch: SpooledBatch) -> Result<(), SpoolError> {
     let used = shared.stats.spool_bytes.load(Ordering::Relaxed);
     let owner = Arc::clone(shared);

@@ -1,13 +1,15 @@
 //! Rollups computed in Rust: each batch is folded into additive deltas per (organization,
-//! agent, hour), per (organization, day) and per (organization, method, endpoint, hour), which
-//! the writer upserts in the batch's own transaction, so raw rows and rollups can never
-//! disagree and a replayed batch (skipped by the ledger) can never double-count.
+//! agent, hour and day), per (organization, method, endpoint, hour and day) and per
+//! (organization, day), which the writer upserts in the batch's own transaction, so raw rows and
+//! rollups can never disagree and a replayed batch (skipped by the ledger) can never
+//! double-count.
 
 pub mod apply;
 pub mod histogram;
 pub mod verify;
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -28,22 +30,42 @@ pub struct Traffic {
     pub histogram: Histogram,
 }
 
+/// One call as every rollup it lands in counts it; its latency bucket is found once.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    status: i32,
+    duration_ms: f64,
+    bucket: usize,
+    request: i64,
+    response: i64,
+}
+
 impl Traffic {
     pub fn record(&mut self, status: i32, duration_ms: f64, request: i64, response: i64) {
+        self.add(&Sample {
+            status,
+            duration_ms,
+            bucket: Histogram::bucket(duration_ms),
+            request,
+            response,
+        });
+    }
+
+    fn add(&mut self, s: &Sample) {
         self.calls += 1;
-        if status >= 400 {
+        if s.status >= 400 {
             self.errors += 1;
         }
-        if (400..500).contains(&status) {
+        if (400..500).contains(&s.status) {
             self.client_errors += 1;
         }
-        if status >= 500 {
+        if s.status >= 500 {
             self.server_errors += 1;
         }
-        self.request_bytes = self.request_bytes.saturating_add(request);
-        self.response_bytes = self.response_bytes.saturating_add(response);
-        self.total_duration_ms += duration_ms;
-        self.histogram.record(duration_ms);
+        self.request_bytes = self.request_bytes.saturating_add(s.request);
+        self.response_bytes = self.response_bytes.saturating_add(s.response);
+        self.total_duration_ms += s.duration_ms;
+        self.histogram.record_bucket(s.bucket);
     }
 
     pub fn merge(&mut self, other: &Self) {
@@ -66,82 +88,276 @@ impl Traffic {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct AgentHour {
-    pub organization_id: Uuid,
-    pub agent_id: Uuid,
-    pub hour: DateTime<Utc>,
+/// The five rollup tables. [`Table::ALL`] is also the order in which a batch writes them, so
+/// that concurrent transactions lock rows in one global order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    AgentHour,
+    AgentDay,
+    EndpointHour,
+    EndpointDay,
+    OrgDay,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct OrgDay {
-    pub organization_id: Uuid,
-    pub date: NaiveDate,
+impl Table {
+    pub const ALL: [Self; 5] = [
+        Self::AgentHour,
+        Self::AgentDay,
+        Self::EndpointHour,
+        Self::EndpointDay,
+        Self::OrgDay,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AgentHour => "agent_activity_metrics",
+            Self::AgentDay => "agent_daily_metrics",
+            Self::EndpointHour => "endpoint_hourly_metrics",
+            Self::EndpointDay => "endpoint_daily_metrics",
+            Self::OrgDay => "organization_daily_metrics",
+        }
+    }
+
+    pub fn per_agent(self) -> bool {
+        matches!(self, Self::AgentHour | Self::AgentDay)
+    }
+
+    pub fn per_endpoint(self) -> bool {
+        matches!(self, Self::EndpointHour | Self::EndpointDay)
+    }
+
+    /// Daily tables key on a `date` column, hourly ones on `hour_timestamp`.
+    pub fn daily(self) -> bool {
+        matches!(self, Self::AgentDay | Self::EndpointDay | Self::OrgDay)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct EndpointHour {
+/// A rollup row's key, whichever the table: the parts a table does not have are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
     pub organization_id: Uuid,
-    pub method: String,
-    pub endpoint: String,
-    pub hour: DateTime<Utc>,
+    pub agent_id: Option<Uuid>,
+    /// Method and route template.
+    pub route: Option<(String, String)>,
+    /// The start of the UTC hour or day, in Unix seconds.
+    pub start: i64,
 }
 
-/// A batch (or a range of raw rows) folded into rollup deltas. `BTreeMap`s keep keys sorted,
-/// so every writer upserts in the same order and concurrent writers never deadlock.
-#[derive(Debug, Default, PartialEq)]
+impl Key {
+    pub fn hour(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.start, 0).unwrap_or_default()
+    }
+
+    pub fn date(&self) -> NaiveDate {
+        self.hour().date_naive()
+    }
+}
+
+/// The key as the fold holds it: plain data, the route interned, so a lookup per call neither
+/// allocates nor compares strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Slot {
+    organization_id: Uuid,
+    agent_id: Option<Uuid>,
+    route: Option<u32>,
+    start: i64,
+}
+
+/// A borrowed `(method, endpoint)` that hashes and compares like the owned pair, so the route
+/// table is searched without building a `String` per call. (`HashMap::raw_entry` would do it
+/// but is not stable; hashbrown's `Equivalent` is the supported way.)
+struct RouteRef<'a>(&'a str, &'a str);
+
+impl Hash for RouteRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Exactly what `(String, String)` feeds the hasher.
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<(String, String)> for RouteRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+/// A batch (or a range of raw rows) folded into rollup deltas.
+#[derive(Debug, Default)]
 pub struct Deltas {
-    pub agent_hours: BTreeMap<AgentHour, Traffic>,
-    pub org_days: BTreeMap<OrgDay, Traffic>,
-    pub endpoint_hours: BTreeMap<EndpointHour, Traffic>,
+    /// Raw `(method, endpoint)` as the calls carry them → index into `routes`.
+    route_ids: hashbrown::HashMap<(String, String), u32>,
+    /// The routes as stored (cleaned of what PostgreSQL refuses, capped).
+    routes: Vec<(String, String)>,
+    tables: [hashbrown::HashMap<Slot, Traffic>; 5],
 }
+
+const HOUR_S: i64 = 3_600;
+const DAY_S: i64 = 86_400;
 
 impl Deltas {
     pub fn add(&mut self, row: &RowRef<'_>) {
-        let at = DateTime::from_timestamp_micros(row.called_at_us).unwrap_or_default();
-        let hour = truncate_to_hour(at);
-        let record = |t: &mut Traffic| {
-            t.record(
-                row.status_code,
-                row.duration_ms,
-                row.request_size_bytes,
-                row.response_size_bytes,
-            );
+        let seconds = row.called_at_us.div_euclid(1_000_000);
+        let hour = seconds - seconds.rem_euclid(HOUR_S);
+        let day = seconds - seconds.rem_euclid(DAY_S);
+        let sample = Sample {
+            status: row.status_code,
+            duration_ms: row.duration_ms,
+            bucket: Histogram::bucket(row.duration_ms),
+            request: row.request_size_bytes,
+            response: row.response_size_bytes,
         };
-        if let Some(agent_id) = row.agent_id {
-            record(
-                self.agent_hours
-                    .entry(AgentHour {
-                        organization_id: row.organization_id,
-                        agent_id,
-                        hour,
-                    })
-                    .or_default(),
-            );
-        }
-        record(
-            self.org_days
-                .entry(OrgDay {
-                    organization_id: row.organization_id,
-                    date: at.date_naive(),
+        let route = self.route_id(row.method, row.endpoint);
+        let organization_id = row.organization_id;
+        let mut record = |table: Table, agent_id, route, start| {
+            self.tables[table.index()]
+                .entry(Slot {
+                    organization_id,
+                    agent_id,
+                    route,
+                    start,
                 })
-                .or_default(),
-        );
-        let key = EndpointHour {
-            organization_id: row.organization_id,
-            method: crate::event::clean(row.method, 16),
-            endpoint: crate::event::clean(row.endpoint, 512),
-            hour,
+                .or_default()
+                .add(&sample);
         };
-        record(self.endpoint_hours.entry(key).or_default());
+        if let Some(agent) = row.agent_id {
+            record(Table::AgentHour, Some(agent), None, hour);
+            record(Table::AgentDay, Some(agent), None, day);
+        }
+        record(Table::EndpointHour, None, Some(route), hour);
+        record(Table::EndpointDay, None, Some(route), day);
+        record(Table::OrgDay, None, None, day);
+    }
+
+    fn route_id(&mut self, method: &str, endpoint: &str) -> u32 {
+        if let Some(id) = self.route_ids.get(&RouteRef(method, endpoint)) {
+            return *id;
+        }
+        // Cleaned the way the raw row is, so rollups and `api_calls` name the same route.
+        let cleaned = (
+            crate::event::clean(method, 16),
+            crate::event::clean(endpoint, 512),
+        );
+        // Distinct raw pairs may clean to the same one: they share its id.
+        let id = match self.routes.iter().position(|r| *r == cleaned) {
+            Some(found) => found,
+            None => {
+                self.routes.push(cleaned);
+                self.routes.len() - 1
+            }
+        };
+        let id = u32::try_from(id).unwrap_or(u32::MAX);
+        self.route_ids
+            .insert((method.to_owned(), endpoint.to_owned()), id);
+        id
+    }
+
+    fn key(&self, slot: &Slot) -> Key {
+        Key {
+            organization_id: slot.organization_id,
+            agent_id: slot.agent_id,
+            route: slot
+                .route
+                .and_then(|id| self.routes.get(id as usize).cloned()),
+            start: slot.start,
+        }
+    }
+
+    /// The table's deltas in key order: every writer upserts in the same order, so concurrent
+    /// writers never deadlock.
+    pub fn rows(&self, table: Table) -> Vec<(Key, &Traffic)> {
+        let mut rows: Vec<(Key, &Traffic)> = self.tables[table.index()]
+            .iter()
+            .map(|(slot, traffic)| (self.key(slot), traffic))
+            .collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    /// The table's deltas as a map, for comparisons.
+    pub fn map(&self, table: Table) -> BTreeMap<Key, Traffic> {
+        self.tables[table.index()]
+            .iter()
+            .map(|(slot, traffic)| (self.key(slot), traffic.clone()))
+            .collect()
+    }
+
+    /// Rows per table.
+    pub fn len(&self, table: Table) -> usize {
+        self.tables[table.index()].len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.org_days.is_empty()
+        self.tables[Table::OrgDay.index()].is_empty()
     }
 }
 
 pub fn truncate_to_hour(at: DateTime<Utc>) -> DateTime<Utc> {
-    let seconds = at.timestamp().div_euclid(3600) * 3600;
+    let seconds = at.timestamp().div_euclid(HOUR_S) * HOUR_S;
     DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "organization {}", self.organization_id)?;
+        if let Some(agent) = self.agent_id {
+            write!(f, ", agent {agent}")?;
+        }
+        if let Some((method, endpoint)) = &self.route {
+            write!(f, ", {method} {endpoint}")?;
+        }
+        write!(f, ", from {}", self.hour().to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(method: &'a str, endpoint: &'a str, agent: Option<Uuid>, at_us: i64) -> RowRef<'a> {
+        RowRef {
+            id: Uuid::nil(),
+            organization_id: Uuid::from_u128(1),
+            agent_id: agent,
+            user_id: None,
+            method,
+            endpoint,
+            status_code: 200,
+            duration_ms: 1.0,
+            request_size_bytes: 1,
+            response_size_bytes: 2,
+            user_agent: None,
+            ip_address: None,
+            error_message: None,
+            request_id: None,
+            called_at_us: at_us,
+        }
+    }
+
+    #[test]
+    fn calls_land_in_their_hour_day_route_and_agent() {
+        let agent = Uuid::from_u128(2);
+        let mut d = Deltas::default();
+        // 2026-11-28 23:59:59.5 and 2026-11-29 00:00:00 UTC.
+        let late = 1_795_910_399_500_000;
+        d.add(&row("GET", "/a", Some(agent), late));
+        d.add(&row("GET", "/a", Some(agent), late + 500_000));
+        d.add(&row("GET", "/a\0", None, late));
+        assert_eq!(d.len(Table::AgentHour), 2);
+        assert_eq!(d.len(Table::AgentDay), 2);
+        assert_eq!(d.len(Table::OrgDay), 2);
+        // "/a\0" is cleaned to "/a": the same route as the first call.
+        let eps = d.rows(Table::EndpointHour);
+        assert_eq!(eps.len(), 2);
+        assert_eq!(eps[0].0.route, Some(("GET".into(), "/a".into())));
+        assert_eq!(eps[0].1.calls, 2);
+        assert_eq!(eps[0].0.hour().to_rfc3339(), "2026-11-28T23:00:00+00:00");
+        let days = d.rows(Table::OrgDay);
+        assert_eq!(days[0].0.date().to_string(), "2026-11-28");
+        assert_eq!(days[1].0.date().to_string(), "2026-11-29");
+    }
 }

@@ -1,11 +1,11 @@
-//! The analytics API: read from the rollups (hourly rows for windows up to 31 days, daily rows
-//! beyond), merged in Rust. Any role of the organization may read, with a user token; agent keys
+//! The analytics API: read from the rollups (hourly rows for the partial days at a window's
+//! ends, daily rows for the whole days between), merged in Rust. Any role of the organization may read, with a user token; agent keys
 //! get 403. Windows are rolling and end now, in UTC; hourly windows start at the hour.
 
 use std::collections::BTreeMap;
 
 use aim_pipeline::rollup::{Histogram, Traffic, truncate_to_hour};
-use aim_store::analytics::RollupRow;
+use aim_store::analytics::{Rollup, RollupRow};
 use aim_store::model::Role;
 use axum::Json;
 use axum::extract::State;
@@ -21,8 +21,6 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
 
-/// Windows up to this many days read hourly rows; longer ones read daily rows.
-const HOURLY_MAX_DAYS: i64 = 31;
 const MIB: f64 = 1024.0 * 1024.0;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -72,32 +70,25 @@ fn mib(bytes: i64) -> f64 {
     round2(bytes as f64 / MIB)
 }
 
-/// The organization's rollup rows over the last `days` days, and where the window starts.
+/// The window of the last `days` days: from the start of the hour `days` ago to the end of the
+/// current hour.
+fn last_days(days: i64) -> (DateTime<Utc>, DateTime<Utc>) {
+    let now = Utc::now();
+    (
+        truncate_to_hour(now - Duration::days(days)),
+        truncate_to_hour(now) + Duration::hours(1),
+    )
+}
+
+/// The organization's rollup rows of one family over the last `days` days.
 async fn window(
     state: &AppState,
     organization: Uuid,
+    rollup: Rollup,
     days: i64,
-) -> Result<(Vec<RollupRow>, DateTime<Utc>), ApiError> {
-    let now = Utc::now();
-    if days <= HOURLY_MAX_DAYS {
-        let from = truncate_to_hour(now - Duration::days(days));
-        let rows = aim_store::analytics::endpoint_hours(
-            &state.db,
-            organization,
-            from,
-            now + Duration::hours(1),
-        )
-        .await?;
-        Ok((rows, from))
-    } else {
-        let today = now.date_naive();
-        let first = today - chrono::Days::new(u64::try_from(days - 1).unwrap_or(0));
-        let rows = aim_store::analytics::org_days(&state.db, organization, first, today).await?;
-        Ok((
-            rows,
-            first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
-        ))
-    }
+) -> Result<Vec<RollupRow>, ApiError> {
+    let (from, to) = last_days(days);
+    Ok(aim_store::analytics::window_rows(&state.db, organization, rollup, from, to).await?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -166,26 +157,17 @@ async fn usage(
     principal.user_with(Role::Viewer)?;
     let (period, days) = period_days(query.period.as_deref(), query.days)?;
     let organization = principal.organization_id();
-    let (rows, from) = window(&state, organization, days).await?;
+    let rows = window(&state, organization, Rollup::Organization, days).await?;
     let total = traffic(&rows);
-    let agents = aim_store::analytics::agent_hours(
-        &state.db,
-        organization,
-        None,
-        from,
-        Utc::now() + Duration::hours(1),
-    )
-    .await?;
-    let mut active: Vec<Uuid> = agents.iter().filter_map(|r| r.agent_id).collect();
-    active.sort_unstable();
-    active.dedup();
+    let (from, to) = last_days(days);
+    let active = aim_store::analytics::active_agents(&state.db, organization, from, to).await?;
     let total_agents = aim_store::analytics::agent_summaries(&state.db, organization)
         .await?
         .len();
     Ok(Json(Usage {
         period,
         total_agents: i64::try_from(total_agents).unwrap_or(i64::MAX),
-        active_agents: i64::try_from(active.len()).unwrap_or(i64::MAX),
+        active_agents: active,
         api_calls: total.calls,
         data_volume: mib(total.request_bytes + total.response_bytes),
         uptime: if total.calls == 0 {
@@ -260,7 +242,7 @@ async fn endpoints(
             "limit must be between 1 and 100",
         ));
     }
-    let (rows, _) = window(&state, principal.organization_id(), days).await?;
+    let rows = window(&state, principal.organization_id(), Rollup::Endpoints, days).await?;
     let mut groups: BTreeMap<(String, String), Traffic> = BTreeMap::new();
     for row in &rows {
         let key = (
@@ -426,7 +408,11 @@ async fn timeseries(
             )
             .await?
         }
-        (_, Some(agent)) => {
+        (Interval::Day, Some(agent)) => {
+            let rollup = Rollup::Agents(Some(agent));
+            aim_store::analytics::window_rows(&state.db, organization, rollup, from, to).await?
+        }
+        (Interval::Hour, Some(agent)) => {
             aim_store::analytics::agent_hours(&state.db, organization, Some(agent), from, to)
                 .await?
         }
@@ -609,9 +595,7 @@ async fn agents_activity(
         ));
     }
     let organization = principal.organization_id();
-    let to = Utc::now() + Duration::hours(1);
-    let from = truncate_to_hour(Utc::now() - Duration::days(days));
-    let rows = aim_store::analytics::agent_hours(&state.db, organization, None, from, to).await?;
+    let rows = window(&state, organization, Rollup::Agents(None), days).await?;
     let mut per_agent: BTreeMap<Uuid, Traffic> = BTreeMap::new();
     for row in &rows {
         if let Some(agent) = row.agent_id {
@@ -699,7 +683,7 @@ async fn dashboard(
     principal.user_with(Role::Viewer)?;
     let organization = principal.organization_id();
     let counts = aim_store::analytics::dashboard_counts(&state.db, organization).await?;
-    let (rows, _) = window(&state, organization, 1).await?;
+    let rows = window(&state, organization, Rollup::Organization, 1).await?;
     let day = traffic(&rows);
     Ok(Json(Dashboard {
         organization_id: organization,

@@ -481,3 +481,114 @@ async fn export_streams_the_organizations_raw_calls() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
     }
 }
+
+/// A call of `agent` at `at`, handed to the pipeline as the request path would.
+fn past_call(
+    organization: uuid::Uuid,
+    agent: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    status: u16,
+) -> aim_pipeline::ApiCallEvent {
+    aim_pipeline::ApiCallEvent {
+        id: uuid::Uuid::now_v7(),
+        organization_id: organization,
+        agent_id: Some(agent),
+        user_id: None,
+        method: axum::http::Method::GET,
+        endpoint: std::sync::Arc::from("/api/v1/agents/{id}"),
+        status_code: status,
+        duration_ms: 10.0,
+        request_size_bytes: 100,
+        response_size_bytes: 1_000,
+        user_agent: None,
+        ip_address: None,
+        error_message: None,
+        request_id: None,
+        called_at: at.into(),
+    }
+}
+
+#[tokio::test]
+async fn long_windows_merge_whole_days_with_the_hours_at_either_end() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "old-timer").await;
+    let agent_id: uuid::Uuid = agent["id"].as_str().expect("id").parse().expect("uuid");
+    let now = chrono::Utc::now();
+    let sink = app.pipeline.as_ref().expect("pipeline").sink();
+    // 3 calls 10 days ago (a whole day inside a 30-day window), 2 calls 40 days ago, 1 server
+    // error 29 days and 23 hours ago (inside the 30-day window's first, partial day).
+    for _ in 0..3 {
+        sink.record(past_call(
+            admin.organization_id,
+            agent_id,
+            now - chrono::Duration::days(10),
+            200,
+        ));
+    }
+    for _ in 0..2 {
+        sink.record(past_call(
+            admin.organization_id,
+            agent_id,
+            now - chrono::Duration::days(40),
+            200,
+        ));
+    }
+    let edge = now - chrono::Duration::days(30) + chrono::Duration::hours(1);
+    sink.record(past_call(admin.organization_id, agent_id, edge, 500));
+    app.drain().await;
+
+    // The admin's own call creating the agent is the one call of today.
+    for (days, calls, uptime) in [(1, 1, 100.0), (7, 1, 100.0), (30, 5, 80.0), (60, 7, 85.71)] {
+        let usage = app
+            .get_as(
+                &format!("/api/v1/analytics/usage?days={days}"),
+                &admin.token,
+            )
+            .await;
+        assert_eq!(usage.status, StatusCode::OK, "{}", usage.body);
+        assert_eq!(
+            usage.body["api_calls"], calls,
+            "{days} days: {}",
+            usage.body
+        );
+        assert_eq!(usage.body["uptime"], uptime, "{days} days");
+        let active = if days >= 30 { 1 } else { 0 };
+        assert_eq!(usage.body["active_agents"], active, "{days} days");
+    }
+
+    let activity = app
+        .get_as("/api/v1/analytics/agents/activity?days=60", &admin.token)
+        .await;
+    assert_eq!(activity.status, StatusCode::OK, "{}", activity.body);
+    let entry = &activity.body["activities"][0];
+    assert_eq!(entry["api_calls"], 6);
+    assert_eq!(entry["errors"], 1);
+    let p95 = entry["p95_response_time_ms"].as_f64().expect("p95");
+    assert!((p95 - 10.0).abs() <= 0.5, "p95 {p95}");
+    assert_eq!(activity.body["summary"]["failure_count"], 1);
+
+    let month = app
+        .get_as("/api/v1/analytics/endpoints?period=month", &admin.token)
+        .await;
+    assert_eq!(month.status, StatusCode::OK, "{}", month.body);
+    let agent_route = month.body["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["endpoint"] == "/api/v1/agents/{id}")
+        .expect("the agents' route")
+        .clone();
+    assert_eq!(agent_route["calls"], 4);
+    assert_eq!(agent_route["errors"], 1);
+
+    let from = (now - chrono::Duration::days(45)).format("%Y-%m-%dT00:00:00Z");
+    let series = app
+        .get_as(
+            &format!("/api/v1/analytics/timeseries?metric=api_calls&interval=day&from={from}&agent_id={agent_id}"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(series.status, StatusCode::OK, "{}", series.body);
+    assert_eq!(sum(&series.body["points"], "value"), 6.0);
+}

@@ -31,8 +31,8 @@ pub struct TestApp {
     pub proxy: Option<FaultProxy>,
     /// The analytics pipeline, unless the test turned it off.
     pub pipeline: Option<Arc<Pipeline>>,
-    /// The database's URL (through the proxy, when there is one).
-    url: SecretString,
+    /// The database's own URL, for the check when the test ends.
+    direct_url: SecretString,
     _spool: tempfile::TempDir,
 }
 
@@ -98,6 +98,65 @@ pub struct TestUser {
     pub refresh_token: String,
 }
 
+/// `aim rollups verify` over every day with calls, and two days either side of today.
+async fn assert_rollups_clean(url: &SecretString) {
+    use secrecy::ExposeSecret;
+    let config = tokio_postgres::Config::from_str(url.expose_secret()).expect("URL");
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let today = chrono::Utc::now().date_naive();
+    let range = client
+        .query_one(
+            "SELECT min(called_at)::date, max(called_at)::date FROM api_calls",
+            &[],
+        )
+        .await
+        .expect("range");
+    let first: Option<chrono::NaiveDate> = range.get(0);
+    let last: Option<chrono::NaiveDate> = range.get(1);
+    let from = first.map_or(today, |d| d.min(today)) - chrono::Days::new(2);
+    let to = last.map_or(today, |d| d.max(today)) + chrono::Days::new(2);
+    let differences = aim_pipeline::rollup::verify::verify(&client, from, to)
+        .await
+        .expect("verify");
+    assert!(
+        differences.is_empty(),
+        "rollups differ from api_calls:\n{}",
+        differences
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Every test that ran the pipeline ends with the rollups checked against the raw rows, so they
+/// are known clean after concurrent writers, outages and replays, not only where a test asks.
+/// The check reads one snapshot, so batches still being written cannot make it flaky; it runs
+/// on its own thread and runtime because `drop` cannot await.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.pipeline.is_none() || std::thread::panicking() {
+            return;
+        }
+        let url = self.direct_url.clone();
+        let checked = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(assert_rollups_clean(&url));
+        })
+        .join();
+        if let Err(panic) = checked {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(&[]).await
@@ -115,7 +174,7 @@ impl TestApp {
             pool,
             proxy: None,
             pipeline,
-            url: db.url(),
+            direct_url: db.url(),
             _spool: spool,
         }
     }
@@ -133,7 +192,7 @@ impl TestApp {
             pool,
             proxy: Some(proxy),
             pipeline,
-            url,
+            direct_url: db.url(),
             _spool: spool,
         }
     }
@@ -152,30 +211,7 @@ impl TestApp {
 
     /// `aim rollups verify` over every day with calls: the rollups must match the raw rows.
     pub async fn assert_rollups_clean(&self) {
-        use secrecy::ExposeSecret;
-        let config = tokio_postgres::Config::from_str(self.url.expose_secret()).expect("URL");
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .expect("connect");
-        tokio::spawn(connection);
-        let today = chrono::Utc::now().date_naive();
-        let differences = aim_pipeline::rollup::verify::verify(
-            &client,
-            today - chrono::Days::new(2),
-            today + chrono::Days::new(1),
-        )
-        .await
-        .expect("verify");
-        assert!(
-            differences.is_empty(),
-            "rollups differ from api_calls:\n{}",
-            differences
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+        assert_rollups_clean(&self.direct_url).await;
     }
 
     pub fn proxy(&self) -> &FaultProxy {

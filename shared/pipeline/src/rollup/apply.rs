@@ -11,35 +11,121 @@
 //! (histograms flattened), whatever the batch's size, and only the traffic columns are written:
 //! verification counts and daily snapshots, kept by others, are untouched.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::future::join_all;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, GenericClient, Row, Statement};
 use uuid::Uuid;
 
 use super::histogram::Histogram;
-use super::{AgentHour, Deltas, EndpointHour, OrgDay, Traffic};
+use super::{Deltas, Key, Table, Traffic};
 
-/// `pg_advisory_xact_lock` key of the rollup step ("AIMrollup").
+/// `pg_advisory_xact_lock` key of the rollup step ("AIMrollu").
 pub const ROLLUP_LOCK: i64 = 0x4149_4d72_6f6c_6c75;
 
-const TRAFFIC_READ: &str = "api_calls_count, errors_count, client_errors_count, \
-     server_errors_count, request_bytes, response_bytes, total_duration_ms, latency_histogram";
-const ORG_TRAFFIC_READ: &str = "total_api_calls, total_errors, client_errors, server_errors, \
-     request_bytes, response_bytes, total_duration_ms, latency_histogram";
+/// A table's traffic columns, in the order the upsert sends them.
+pub fn traffic_columns(table: Table) -> [&'static str; 11] {
+    if table == Table::OrgDay {
+        [
+            "total_api_calls",
+            "total_errors",
+            "client_errors",
+            "server_errors",
+            "request_bytes",
+            "response_bytes",
+            "total_data_processed_bytes",
+            "total_duration_ms",
+            "avg_response_time_ms",
+            "p95_response_time_ms",
+            "latency_histogram",
+        ]
+    } else {
+        [
+            "api_calls_count",
+            "errors_count",
+            "client_errors_count",
+            "server_errors_count",
+            "request_bytes",
+            "response_bytes",
+            "data_processed_bytes",
+            "total_duration_ms",
+            "avg_response_time_ms",
+            "p95_response_time_ms",
+            "latency_histogram",
+        ]
+    }
+}
 
-/// `$first..` are the traffic arrays; each row's histogram is its `[lo:hi]` slice of the flat
-/// array at `$first + 7` (trailing zero buckets are not sent; readers pad them back).
-fn traffic_values(first: usize) -> String {
-    let hist = format!("${}", first + 7);
+/// The traffic columns that are read back (the rest are derived from them).
+pub fn read_columns(table: Table) -> String {
+    let c = traffic_columns(table);
+    [c[0], c[1], c[2], c[3], c[4], c[5], c[7], c[10]].join(", ")
+}
+
+/// A table's key columns with their SQL types, primary-key order.
+pub fn key_columns(table: Table) -> Vec<(&'static str, &'static str)> {
+    let mut keys = vec![("organization_id", "uuid")];
+    if table.per_agent() {
+        keys.push(("agent_id", "uuid"));
+    }
+    if table.per_endpoint() {
+        keys.push(("method", "text"));
+        keys.push(("endpoint", "text"));
+    }
+    keys.push(if table.daily() {
+        ("date", "date")
+    } else {
+        ("hour_timestamp", "timestamptz")
+    });
+    keys
+}
+
+fn key_names(table: Table) -> String {
+    key_columns(table)
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_arrays(table: Table) -> String {
+    key_columns(table)
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| format!("${}::{kind}[]", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The current traffic of the given keys. The keys are joined to the table (a primary-key
+/// lookup each); a row-constructor `IN` made PostgreSQL scan the whole table per batch.
+pub fn read_sql(table: Table) -> String {
+    let on = key_columns(table)
+        .iter()
+        .map(|(name, _)| format!("m.{name} = k.{name}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let keys = key_columns(table)
+        .iter()
+        .map(|(name, _)| format!("m.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "u.c, u.e, u.ce, u.se, u.rq, u.rs, u.rq + u.rs, u.d, u.avg, u.p95, \
-         coalesce(({hist}::int8[])[u.lo : u.hi], '{{}}'), now()"
+        "SELECT {keys}, {traffic} FROM unnest({arrays}) AS k({names}) JOIN {table} m ON {on}",
+        traffic = read_columns(table),
+        arrays = key_arrays(table),
+        names = key_names(table),
+        table = table.name(),
     )
 }
 
-fn traffic_arrays(first: usize) -> String {
+/// Upserts absolute traffic values. After the key arrays come six counts, the duration, the
+/// flat histograms, avg, p95 and each row's `[lo:hi]` slice of the flat histograms (trailing
+/// zero buckets are not sent; readers pad them back).
+pub fn upsert_sql(table: Table) -> String {
+    let first = key_columns(table).len() + 1;
     let kinds = [
         (0, "int8"),
         (1, "int8"),
@@ -53,148 +139,165 @@ fn traffic_arrays(first: usize) -> String {
         (10, "int4"),
         (11, "int4"),
     ];
-    kinds
+    let traffic_arrays = kinds
         .iter()
         .map(|(offset, kind)| format!("${}::{kind}[]", first + offset))
         .collect::<Vec<_>>()
-        .join(", ")
-}
-
-const TRAFFIC_ALIASES: &str = "c, e, ce, se, rq, rs, d, avg, p95, lo, hi, n";
-const HOURLY_COLUMNS: &str = "api_calls_count, errors_count, client_errors_count, \
-     server_errors_count, request_bytes, response_bytes, data_processed_bytes, total_duration_ms, \
-     avg_response_time_ms, p95_response_time_ms, latency_histogram, updated_at";
-const HOURLY_SET: &str = "api_calls_count = EXCLUDED.api_calls_count, \
-     errors_count = EXCLUDED.errors_count, client_errors_count = EXCLUDED.client_errors_count, \
-     server_errors_count = EXCLUDED.server_errors_count, request_bytes = EXCLUDED.request_bytes, \
-     response_bytes = EXCLUDED.response_bytes, data_processed_bytes = EXCLUDED.data_processed_bytes, \
-     total_duration_ms = EXCLUDED.total_duration_ms, \
-     avg_response_time_ms = EXCLUDED.avg_response_time_ms, \
-     p95_response_time_ms = EXCLUDED.p95_response_time_ms, \
-     latency_histogram = EXCLUDED.latency_histogram, updated_at = now()";
-
-// Reads join the keys to the table (a primary-key lookup per key); a row-constructor `IN`
-// made PostgreSQL scan the whole table per batch, slower with every batch written.
-pub fn agent_read_sql() -> String {
+        .join(", ");
+    let histograms = format!("${}", first + 7);
+    let columns = traffic_columns(table);
+    let set = columns
+        .iter()
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = key_names(table);
+    let keys = key_columns(table)
+        .iter()
+        .map(|(name, _)| format!("u.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "SELECT m.organization_id, m.agent_id, m.hour_timestamp, {TRAFFIC_READ} \
-         FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS k(o, a, h) \
-         JOIN agent_activity_metrics m \
-           ON m.organization_id = k.o AND m.agent_id = k.a AND m.hour_timestamp = k.h"
+        "INSERT INTO {table} ({names}, {columns}, updated_at) \
+         SELECT {keys}, u.c, u.e, u.ce, u.se, u.rq, u.rs, u.rq + u.rs, u.d, u.avg, u.p95, \
+                coalesce(({histograms}::int8[])[u.lo : u.hi], '{{}}'), now() \
+         FROM unnest({key_arrays}, {traffic_arrays}) \
+             WITH ORDINALITY AS u({names}, c, e, ce, se, rq, rs, d, avg, p95, lo, hi, n) \
+         ORDER BY u.n \
+         ON CONFLICT ({names}) DO UPDATE SET {set}, updated_at = now()",
+        table = table.name(),
+        columns = columns.join(", "),
+        key_arrays = key_arrays(table),
     )
 }
 
-pub fn org_read_sql() -> String {
-    format!(
-        "SELECT m.organization_id, m.date, {ORG_TRAFFIC_READ} \
-         FROM unnest($1::uuid[], $2::date[]) AS k(o, day) \
-         JOIN organization_daily_metrics m ON m.organization_id = k.o AND m.date = k.day"
-    )
-}
-
-pub fn endpoint_read_sql() -> String {
-    format!(
-        "SELECT m.organization_id, m.method, m.endpoint, m.hour_timestamp, {TRAFFIC_READ} \
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS k(o, me, e, h) \
-         JOIN endpoint_hourly_metrics m ON m.organization_id = k.o AND m.method = k.me \
-           AND m.endpoint = k.e AND m.hour_timestamp = k.h"
-    )
-}
-
-pub fn agent_sql() -> String {
-    format!(
-        "INSERT INTO agent_activity_metrics (organization_id, agent_id, hour_timestamp, {HOURLY_COLUMNS}) \
-         SELECT u.o, u.a, u.h, {values} \
-         FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], {arrays}) \
-             WITH ORDINALITY AS u(o, a, h, {TRAFFIC_ALIASES}) ORDER BY u.n \
-         ON CONFLICT (organization_id, agent_id, hour_timestamp) DO UPDATE SET {HOURLY_SET}",
-        values = traffic_values(4),
-        arrays = traffic_arrays(4),
-    )
-}
-
-pub fn org_sql() -> String {
-    format!(
-        "INSERT INTO organization_daily_metrics (organization_id, date, total_api_calls, \
-             total_errors, client_errors, server_errors, request_bytes, response_bytes, \
-             total_data_processed_bytes, total_duration_ms, avg_response_time_ms, \
-             p95_response_time_ms, latency_histogram, updated_at) \
-         SELECT u.o, u.day, {values} \
-         FROM unnest($1::uuid[], $2::date[], {arrays}) \
-             WITH ORDINALITY AS u(o, day, {TRAFFIC_ALIASES}) ORDER BY u.n \
-         ON CONFLICT (organization_id, date) DO UPDATE SET \
-             total_api_calls = EXCLUDED.total_api_calls, total_errors = EXCLUDED.total_errors, \
-             client_errors = EXCLUDED.client_errors, server_errors = EXCLUDED.server_errors, \
-             request_bytes = EXCLUDED.request_bytes, response_bytes = EXCLUDED.response_bytes, \
-             total_data_processed_bytes = EXCLUDED.total_data_processed_bytes, \
-             total_duration_ms = EXCLUDED.total_duration_ms, \
-             avg_response_time_ms = EXCLUDED.avg_response_time_ms, \
-             p95_response_time_ms = EXCLUDED.p95_response_time_ms, \
-             latency_histogram = EXCLUDED.latency_histogram, updated_at = now()",
-        values = traffic_values(3),
-        arrays = traffic_arrays(3),
-    )
-}
-
-pub fn endpoint_sql() -> String {
-    format!(
-        "INSERT INTO endpoint_hourly_metrics (organization_id, method, endpoint, hour_timestamp, {HOURLY_COLUMNS}) \
-         SELECT u.o, u.method, u.endpoint, u.h, {values} \
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], {arrays}) \
-             WITH ORDINALITY AS u(o, method, endpoint, h, {TRAFFIC_ALIASES}) ORDER BY u.n \
-         ON CONFLICT (organization_id, method, endpoint, hour_timestamp) DO UPDATE SET {HOURLY_SET}",
-        values = traffic_values(5),
-        arrays = traffic_arrays(5),
-    )
-}
-
-/// The six statements of the rollup step, prepared on one connection.
+/// The read and upsert statements of every table, prepared on one connection.
 pub struct RollupStatements {
-    pub agent_read: Statement,
-    pub org_read: Statement,
-    pub endpoint_read: Statement,
-    pub agent: Statement,
-    pub org: Statement,
-    pub endpoint: Statement,
+    read: Vec<Statement>,
+    upsert: Vec<Statement>,
 }
 
 impl RollupStatements {
     /// # Errors
     /// The database error.
     pub async fn prepare(client: &Client) -> Result<Self, Error> {
-        Ok(Self {
-            agent_read: client.prepare(&agent_read_sql()).await?,
-            org_read: client.prepare(&org_read_sql()).await?,
-            endpoint_read: client.prepare(&endpoint_read_sql()).await?,
-            agent: client.prepare(&agent_sql()).await?,
-            org: client.prepare(&org_sql()).await?,
-            endpoint: client.prepare(&endpoint_sql()).await?,
-        })
+        Self::prepare_with(|sql| async move { client.prepare(&sql).await }).await
     }
 
-    /// Every SQL text, for callers that cache prepared statements themselves.
-    pub fn sql() -> [String; 6] {
-        [
-            agent_read_sql(),
-            org_read_sql(),
-            endpoint_read_sql(),
-            agent_sql(),
-            org_sql(),
-            endpoint_sql(),
-        ]
+    /// Prepares through `prepare` (a pooled connection's statement cache, say).
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn prepare_with<F, Fut>(prepare: F) -> Result<Self, Error>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Statement, Error>>,
+    {
+        let mut read = Vec::new();
+        let mut upsert = Vec::new();
+        for table in Table::ALL {
+            read.push(prepare(read_sql(table)).await?);
+            upsert.push(prepare(upsert_sql(table)).await?);
+        }
+        Ok(Self { read, upsert })
     }
 }
 
-fn read_traffic(row: &Row, first: usize) -> Traffic {
-    Traffic {
-        calls: row.get(first),
-        errors: row.get(first + 1),
-        client_errors: row.get(first + 2),
-        server_errors: row.get(first + 3),
-        request_bytes: row.get(first + 4),
-        response_bytes: row.get(first + 5),
-        total_duration_ms: row.get(first + 6),
-        histogram: Histogram::from_counts(row.get(first + 7)),
+/// A stored row's key, from the key columns at the start of `row` (as [`read_sql`] and
+/// `verify` select them).
+pub fn key_of(table: Table, row: &Row) -> Result<Key, Error> {
+    let organization_id: Uuid = row.try_get(0)?;
+    let mut next = 1;
+    let agent_id = if table.per_agent() {
+        next += 1;
+        Some(row.try_get::<_, Uuid>(1)?)
+    } else {
+        None
+    };
+    let route = if table.per_endpoint() {
+        next += 2;
+        Some((row.try_get(next - 2)?, row.try_get(next - 1)?))
+    } else {
+        None
+    };
+    let start = if table.daily() {
+        let date: NaiveDate = row.try_get(next)?;
+        date.and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc()
+            .timestamp()
+    } else {
+        row.try_get::<_, DateTime<Utc>>(next)?.timestamp()
+    };
+    Ok(Key {
+        organization_id,
+        agent_id,
+        route,
+        start,
+    })
+}
+
+/// The traffic read by [`read_columns`], starting at column `first`.
+pub fn traffic_of(row: &Row, first: usize) -> Result<Traffic, Error> {
+    Ok(Traffic {
+        calls: row.try_get(first)?,
+        errors: row.try_get(first + 1)?,
+        client_errors: row.try_get(first + 2)?,
+        server_errors: row.try_get(first + 3)?,
+        request_bytes: row.try_get(first + 4)?,
+        response_bytes: row.try_get(first + 5)?,
+        total_duration_ms: row.try_get(first + 6)?,
+        histogram: Histogram::from_counts(row.try_get(first + 7)?),
+    })
+}
+
+/// The keys of one table as parallel arrays.
+#[derive(Default)]
+struct KeyArrays<'a> {
+    organizations: Vec<Uuid>,
+    agents: Vec<Uuid>,
+    methods: Vec<&'a str>,
+    endpoints: Vec<&'a str>,
+    hours: Vec<DateTime<Utc>>,
+    dates: Vec<NaiveDate>,
+}
+
+impl<'a> KeyArrays<'a> {
+    fn new(table: Table, keys: impl Iterator<Item = &'a Key>) -> Self {
+        let mut arrays = Self::default();
+        for key in keys {
+            arrays.organizations.push(key.organization_id);
+            if let Some(agent) = key.agent_id {
+                arrays.agents.push(agent);
+            }
+            if let Some((method, endpoint)) = &key.route {
+                arrays.methods.push(method);
+                arrays.endpoints.push(endpoint);
+            }
+            if table.daily() {
+                arrays.dates.push(key.date());
+            } else {
+                arrays.hours.push(key.hour());
+            }
+        }
+        arrays
+    }
+
+    fn params(&self, table: Table) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.organizations];
+        if table.per_agent() {
+            params.push(&self.agents);
+        }
+        if table.per_endpoint() {
+            params.push(&self.methods);
+            params.push(&self.endpoints);
+        }
+        if table.daily() {
+            params.push(&self.dates);
+        } else {
+            params.push(&self.hours);
+        }
+        params
     }
 }
 
@@ -239,7 +342,7 @@ impl Columns {
         self.p95.push(t.histogram.quantile(0.95));
     }
 
-    /// In the order of `traffic_arrays`: six counts, duration, the flat histograms, avg, p95,
+    /// In the order of [`upsert_sql`]: six counts, duration, the flat histograms, avg, p95,
     /// the histogram bounds.
     fn params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
@@ -259,23 +362,7 @@ impl Columns {
     }
 }
 
-/// Current + delta for every key, in key order.
-fn merged<K: Ord + Clone>(
-    deltas: &BTreeMap<K, Traffic>,
-    mut current: BTreeMap<K, Traffic>,
-) -> Vec<(K, Traffic)> {
-    deltas
-        .iter()
-        .map(|(key, delta)| {
-            // Each stored row is merged once: take it instead of copying its histogram.
-            let mut total = current.remove(key).unwrap_or_default();
-            total.merge(delta);
-            (key.clone(), total)
-        })
-        .collect()
-}
-
-/// Runs the rollup step and then `COMMIT`, which is queued right behind the upserts.
+/// Runs the rollup step and then, when `commit`, `COMMIT`, queued right behind the upserts.
 ///
 /// # Errors
 /// The database error.
@@ -285,113 +372,74 @@ pub async fn apply_and_commit(
     deltas: &Deltas,
     commit: bool,
 ) -> Result<(), Error> {
-    let agent_orgs: Vec<Uuid> = deltas
-        .agent_hours
-        .keys()
-        .map(|k| k.organization_id)
+    let rows: Vec<Vec<(Key, &Traffic)>> = Table::ALL.iter().map(|t| deltas.rows(*t)).collect();
+    let keys: Vec<KeyArrays<'_>> = Table::ALL
+        .iter()
+        .zip(&rows)
+        .map(|(table, rows)| KeyArrays::new(*table, rows.iter().map(|(key, _)| key)))
         .collect();
-    let agents: Vec<Uuid> = deltas.agent_hours.keys().map(|k| k.agent_id).collect();
-    let agent_hours: Vec<DateTime<Utc>> = deltas.agent_hours.keys().map(|k| k.hour).collect();
-    let orgs: Vec<Uuid> = deltas.org_days.keys().map(|k| k.organization_id).collect();
-    let days: Vec<NaiveDate> = deltas.org_days.keys().map(|k| k.date).collect();
-    let ep_orgs: Vec<Uuid> = deltas
-        .endpoint_hours
-        .keys()
-        .map(|k| k.organization_id)
+    let key_params: Vec<Vec<&(dyn ToSql + Sync)>> = Table::ALL
+        .iter()
+        .zip(&keys)
+        .map(|(table, keys)| keys.params(*table))
         .collect();
-    let methods: Vec<&str> = deltas
-        .endpoint_hours
-        .keys()
-        .map(|k| k.method.as_str())
-        .collect();
-    let endpoints: Vec<&str> = deltas
-        .endpoint_hours
-        .keys()
-        .map(|k| k.endpoint.as_str())
-        .collect();
-    let ep_hours: Vec<DateTime<Utc>> = deltas.endpoint_hours.keys().map(|k| k.hour).collect();
 
-    // Sent in one go (simple and prepared statements both go out on first poll, in order), so
-    // the reads run after the lock is granted.
+    // Sent in one go (requests on a connection go out on first poll, in order), so the reads
+    // run after the lock is granted.
     let lock_sql = format!("SELECT pg_advisory_xact_lock({ROLLUP_LOCK})");
-    let agent_keys: [&(dyn ToSql + Sync); 3] = [&agent_orgs, &agents, &agent_hours];
-    let org_keys: [&(dyn ToSql + Sync); 2] = [&orgs, &days];
-    let ep_keys: [&(dyn ToSql + Sync); 4] = [&ep_orgs, &methods, &endpoints, &ep_hours];
-    let (lock, agent_rows, org_rows, ep_rows) = tokio::join!(
-        client.batch_execute(&lock_sql),
-        client.query(&statements.agent_read, &agent_keys),
-        client.query(&statements.org_read, &org_keys),
-        client.query(&statements.endpoint_read, &ep_keys),
+    let reads = join_all(
+        statements
+            .read
+            .iter()
+            .zip(&key_params)
+            .map(|(statement, params)| client.query(statement, params)),
     );
+    let (lock, read) = tokio::join!(client.batch_execute(&lock_sql), reads);
     lock?;
-    let current_agents: BTreeMap<AgentHour, Traffic> = agent_rows?
-        .iter()
-        .map(|r| {
-            let key = AgentHour {
-                organization_id: r.get(0),
-                agent_id: r.get(1),
-                hour: r.get(2),
-            };
-            (key, read_traffic(r, 3))
-        })
-        .collect();
-    let current_orgs: BTreeMap<OrgDay, Traffic> = org_rows?
-        .iter()
-        .map(|r| {
-            let key = OrgDay {
-                organization_id: r.get(0),
-                date: r.get(1),
-            };
-            (key, read_traffic(r, 2))
-        })
-        .collect();
-    let current_eps: BTreeMap<EndpointHour, Traffic> = ep_rows?
-        .iter()
-        .map(|r| {
-            let key = EndpointHour {
-                organization_id: r.get(0),
-                method: r.get(1),
-                endpoint: r.get(2),
-                hour: r.get(3),
-            };
-            (key, read_traffic(r, 4))
-        })
-        .collect();
 
-    let mut agent_cols = Columns::default();
-    for (_, t) in merged(&deltas.agent_hours, current_agents) {
-        agent_cols.push(&t);
+    let mut columns = Vec::with_capacity(Table::ALL.len());
+    for ((table, stored), rows) in Table::ALL.iter().zip(read).zip(&rows) {
+        let first = key_columns(*table).len();
+        let mut current = HashMap::with_capacity(rows.len());
+        for row in stored? {
+            current.insert(key_of(*table, &row)?, traffic_of(&row, first)?);
+        }
+        let mut table_columns = Columns::default();
+        for (key, delta) in rows {
+            // Each stored row is merged once: take it instead of copying its histogram.
+            let mut total = current.remove(key).unwrap_or_default();
+            total.merge(delta);
+            table_columns.push(&total);
+        }
+        columns.push(table_columns);
     }
-    let mut org_cols = Columns::default();
-    for (_, t) in merged(&deltas.org_days, current_orgs) {
-        org_cols.push(&t);
-    }
-    let mut ep_cols = Columns::default();
-    for (_, t) in merged(&deltas.endpoint_hours, current_eps) {
-        ep_cols.push(&t);
-    }
-    let mut agent_params: Vec<&(dyn ToSql + Sync)> = vec![&agent_orgs, &agents, &agent_hours];
-    agent_params.extend(agent_cols.params());
-    let mut org_params: Vec<&(dyn ToSql + Sync)> = vec![&orgs, &days];
-    org_params.extend(org_cols.params());
-    let mut ep_params: Vec<&(dyn ToSql + Sync)> = vec![&ep_orgs, &methods, &endpoints, &ep_hours];
-    ep_params.extend(ep_cols.params());
+    let params: Vec<Vec<&(dyn ToSql + Sync)>> = key_params
+        .iter()
+        .zip(&columns)
+        .map(|(keys, traffic)| {
+            let mut all = keys.clone();
+            all.extend(traffic.params());
+            all
+        })
+        .collect();
 
     // Fixed table order, rows in key order; COMMIT queued behind them.
-    let (a, o, e, c) = tokio::join!(
-        client.execute(&statements.agent, &agent_params),
-        client.execute(&statements.org, &org_params),
-        client.execute(&statements.endpoint, &ep_params),
-        async {
-            if commit {
-                client.batch_execute("COMMIT").await
-            } else {
-                Ok(())
-            }
-        },
+    let upserts = join_all(
+        statements
+            .upsert
+            .iter()
+            .zip(&params)
+            .map(|(statement, params)| client.execute(statement, params)),
     );
-    a?;
-    o?;
-    e?;
-    c
+    let (written, committed) = tokio::join!(upserts, async {
+        if commit {
+            client.batch_execute("COMMIT").await
+        } else {
+            Ok(())
+        }
+    });
+    for result in written {
+        result?;
+    }
+    committed
 }

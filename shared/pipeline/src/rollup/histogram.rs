@@ -60,7 +60,14 @@ impl Histogram {
     }
 
     pub fn record(&mut self, duration_ms: f64) {
-        self.0[Self::bucket(duration_ms)] += 1;
+        self.record_bucket(Self::bucket(duration_ms));
+    }
+
+    /// Counts one value of `bucket` (from [`Histogram::bucket`]).
+    pub fn record_bucket(&mut self, bucket: usize) {
+        if let Some(count) = self.0.get_mut(bucket) {
+            *count += 1;
+        }
     }
 
     pub fn merge(&mut self, other: &Self) {

@@ -10,8 +10,8 @@ use futures_util::{TryStreamExt, pin_mut};
 use tokio_postgres::{Client, Error};
 use uuid::Uuid;
 
-use super::histogram::Histogram;
-use super::{AgentHour, Deltas, EndpointHour, OrgDay, Traffic};
+use super::apply;
+use super::{Deltas, Key, Table, Traffic};
 use crate::copy::RowRef;
 
 /// One rollup row whose stored traffic differs from the raw rows'.
@@ -104,83 +104,45 @@ pub async fn recompute(client: &Client, from: NaiveDate, to: NaiveDate) -> Resul
     Ok(deltas)
 }
 
-fn traffic(row: &tokio_postgres::Row, first: usize) -> Traffic {
-    Traffic {
-        calls: row.get(first),
-        errors: row.get(first + 1),
-        client_errors: row.get(first + 2),
-        server_errors: row.get(first + 3),
-        request_bytes: row.get(first + 4),
-        response_bytes: row.get(first + 5),
-        total_duration_ms: row.get(first + 6),
-        histogram: Histogram::from_counts(row.get(first + 7)),
-    }
-}
-
-const AGENT_TRAFFIC: &str = "api_calls_count, errors_count, client_errors_count, \
-     server_errors_count, request_bytes, response_bytes, total_duration_ms, latency_histogram";
-const ORG_TRAFFIC: &str = "total_api_calls, total_errors, client_errors, server_errors, \
-     request_bytes, response_bytes, total_duration_ms, latency_histogram";
-
-/// What the writers stored for days `from..=to`.
+/// What the writers stored for days `from..=to`, per table.
 ///
 /// # Errors
 /// The database error.
-pub async fn stored(client: &Client, from: NaiveDate, to: NaiveDate) -> Result<Deltas, Error> {
+pub async fn stored(
+    client: &Client,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<BTreeMap<Key, Traffic>>, Error> {
     let (start, end) = bounds(from, to);
-    let mut deltas = Deltas::default();
-    for row in client
-        .query(
-            &format!(
-                "SELECT organization_id, agent_id, hour_timestamp, {AGENT_TRAFFIC} \
-                 FROM agent_activity_metrics WHERE hour_timestamp >= $1 AND hour_timestamp < $2"
-            ),
-            &[&start, &end],
-        )
-        .await?
-    {
-        let key = AgentHour {
-            organization_id: row.get(0),
-            agent_id: row.get(1),
-            hour: row.get(2),
+    let mut tables = Vec::new();
+    for table in Table::ALL {
+        let keys = apply::key_columns(table)
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>();
+        let sql = format!(
+            "SELECT {keys}, {traffic} FROM {name} WHERE {bucket} >= $1 AND {bucket} < $2",
+            keys = keys.join(", "),
+            traffic = apply::read_columns(table),
+            name = table.name(),
+            bucket = keys.last().copied().unwrap_or_default(),
+        );
+        let rows = if table.daily() {
+            let end = to.succ_opt().unwrap_or(to);
+            client.query(&sql, &[&from, &end]).await?
+        } else {
+            client.query(&sql, &[&start, &end]).await?
         };
-        deltas.agent_hours.insert(key, traffic(&row, 3));
+        let mut stored = BTreeMap::new();
+        for row in rows {
+            stored.insert(
+                apply::key_of(table, &row)?,
+                apply::traffic_of(&row, keys.len())?,
+            );
+        }
+        tables.push(stored);
     }
-    for row in client
-        .query(
-            &format!(
-                "SELECT organization_id, date, {ORG_TRAFFIC} \
-                 FROM organization_daily_metrics WHERE date >= $1 AND date <= $2"
-            ),
-            &[&from, &to],
-        )
-        .await?
-    {
-        let key = OrgDay {
-            organization_id: row.get(0),
-            date: row.get(1),
-        };
-        deltas.org_days.insert(key, traffic(&row, 2));
-    }
-    for row in client
-        .query(
-            &format!(
-                "SELECT organization_id, method, endpoint, hour_timestamp, {AGENT_TRAFFIC} \
-                 FROM endpoint_hourly_metrics WHERE hour_timestamp >= $1 AND hour_timestamp < $2"
-            ),
-            &[&start, &end],
-        )
-        .await?
-    {
-        let key = EndpointHour {
-            organization_id: row.get(0),
-            method: row.get(1),
-            endpoint: row.get(2),
-            hour: row.get(3),
-        };
-        deltas.endpoint_hours.insert(key, traffic(&row, 4));
-    }
-    Ok(deltas)
+    Ok(tables)
 }
 
 fn same(a: &Traffic, b: &Traffic) -> bool {
@@ -199,13 +161,13 @@ fn same(a: &Traffic, b: &Traffic) -> bool {
         && a.histogram == b.histogram
 }
 
-fn compare<K: Ord + Clone + fmt::Debug>(
+fn compare(
     table: &'static str,
-    stored: &BTreeMap<K, Traffic>,
-    computed: &BTreeMap<K, Traffic>,
+    stored: &BTreeMap<Key, Traffic>,
+    computed: &BTreeMap<Key, Traffic>,
     out: &mut Vec<Difference>,
 ) {
-    let keys: BTreeSet<&K> = stored.keys().chain(computed.keys()).collect();
+    let keys: BTreeSet<&Key> = stored.keys().chain(computed.keys()).collect();
     let zero = Traffic::default();
     for key in keys {
         let s = stored.get(key).unwrap_or(&zero);
@@ -213,7 +175,7 @@ fn compare<K: Ord + Clone + fmt::Debug>(
         if !same(s, c) {
             out.push(Difference {
                 table,
-                key: format!("{key:?}"),
+                key: key.to_string(),
                 stored: s.clone(),
                 computed: c.clone(),
             });
@@ -230,27 +192,22 @@ pub async fn verify(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<Difference>, Error> {
-    let computed = recompute(client, from, to).await?;
-    let stored = stored(client, from, to).await?;
+    // One snapshot for both reads: batches committing meanwhile cannot show as differences.
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let read = async {
+        let computed = recompute(client, from, to).await?;
+        let stored = stored(client, from, to).await?;
+        Ok::<_, Error>((computed, stored))
+    }
+    .await;
+    client.batch_execute("COMMIT").await?;
+    let (computed, stored) = read?;
     let mut out = Vec::new();
-    compare(
-        "agent_activity_metrics",
-        &stored.agent_hours,
-        &computed.agent_hours,
-        &mut out,
-    );
-    compare(
-        "organization_daily_metrics",
-        &stored.org_days,
-        &computed.org_days,
-        &mut out,
-    );
-    compare(
-        "endpoint_hourly_metrics",
-        &stored.endpoint_hours,
-        &computed.endpoint_hours,
-        &mut out,
-    );
+    for (table, stored) in Table::ALL.into_iter().zip(&stored) {
+        compare(table.name(), stored, &computed.map(table), &mut out);
+    }
     Ok(out)
 }
 
@@ -270,30 +227,32 @@ pub async fn rebuild(client: &mut Client, from: NaiveDate, to: NaiveDate) -> Res
         &[&super::apply::ROLLUP_LOCK],
     )
     .await?;
-    let zero = "api_calls_count = 0, errors_count = 0, client_errors_count = 0, \
-         server_errors_count = 0, request_bytes = 0, response_bytes = 0, data_processed_bytes = 0, \
-         total_duration_ms = 0, avg_response_time_ms = 0, p95_response_time_ms = 0, \
-         latency_histogram = '{}', updated_at = now()";
-    tx.execute(
-        &format!("UPDATE agent_activity_metrics SET {zero} WHERE hour_timestamp >= $1 AND hour_timestamp < $2"),
-        &[&start, &end],
-    )
-    .await?;
-    tx.execute(
-        &format!("UPDATE endpoint_hourly_metrics SET {zero} WHERE hour_timestamp >= $1 AND hour_timestamp < $2"),
-        &[&start, &end],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE organization_daily_metrics SET total_api_calls = 0, total_errors = 0, \
-             client_errors = 0, server_errors = 0, request_bytes = 0, response_bytes = 0, \
-             total_data_processed_bytes = 0, total_duration_ms = 0, avg_response_time_ms = 0, \
-             p95_response_time_ms = 0, latency_histogram = '{}', updated_at = now() \
-         WHERE date >= $1 AND date <= $2",
-        &[&from, &to],
-    )
-    .await?;
+    for table in Table::ALL {
+        let zero = apply::traffic_columns(table)
+            .iter()
+            .map(|column| match *column {
+                "latency_histogram" => format!("{column} = '{{}}'"),
+                _ => format!("{column} = 0"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let bucket = if table.daily() {
+            "date"
+        } else {
+            "hour_timestamp"
+        };
+        let sql = format!(
+            "UPDATE {} SET {zero}, updated_at = now() WHERE {bucket} >= $1 AND {bucket} < $2",
+            table.name()
+        );
+        if table.daily() {
+            let end = to.succ_opt().unwrap_or(to);
+            tx.execute(&sql, &[&from, &end]).await?;
+        } else {
+            tx.execute(&sql, &[&start, &end]).await?;
+        }
+    }
     super::apply::apply_and_commit(&tx, &statements, &computed, false).await?;
     tx.commit().await?;
-    Ok(computed.agent_hours.len() + computed.org_days.len() + computed.endpoint_hours.len())
+    Ok(Table::ALL.iter().map(|t| computed.len(*t)).sum())
 }
