@@ -26,7 +26,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 const WRITERS: usize = 2;
-const PAIRS: usize = 3;
+const PAIRS: usize = 5;
 
 /// A small deterministic generator, so every mode gets the same rows run after run.
 struct Lcg(u64);
