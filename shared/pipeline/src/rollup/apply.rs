@@ -372,7 +372,7 @@ pub async fn apply_and_commit(
     deltas: &Deltas,
     commit: bool,
 ) -> Result<(), Error> {
-    let rows: Vec<Vec<(Key, &Traffic)>> = Table::ALL.iter().map(|t| deltas.rows(*t)).collect();
+    let rows: Vec<Vec<(Key, Traffic)>> = Table::ALL.iter().map(|t| deltas.rows(*t)).collect();
     let keys: Vec<KeyArrays<'_>> = Table::ALL
         .iter()
         .zip(&rows)
