@@ -195,10 +195,17 @@ impl ApiError {
     }
 }
 
+/// Requests that waited `AIM_DB_ACQUIRE_TIMEOUT_MS` for a pooled connection and got none: the
+/// pool's waits that went wrong (sqlx does not count waits that ended well).
+pub const POOL_TIMEOUTS: &str = "aim_db_pool_acquire_timeouts_total";
+
 impl From<aim_store::StoreError> for ApiError {
     fn from(e: aim_store::StoreError) -> Self {
         if let aim_store::StoreError::Conflict(what) = e {
             return Self::Conflict(what.to_owned());
+        }
+        if e.is_pool_timeout() {
+            metrics::counter!(POOL_TIMEOUTS, "pool" => "api").increment(1);
         }
         if e.is_unavailable() {
             Self::Unavailable(e.to_string())

@@ -64,6 +64,7 @@ pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
         // Outside the panic guard, so a panic is recorded as the 500 it answers.
         .layer(tower::util::option_layer(analytics))
         .layer(middleware::request_log::layer())
+        .layer(axum::middleware::from_fn(middleware::http_metrics::record))
         .layer(axum::middleware::from_fn(
             middleware::request_id::request_id,
         ));

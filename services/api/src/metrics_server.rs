@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use aim_pipeline::Pipeline;
+use aim_store::PgPool;
 use axum::Router;
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,6 +17,16 @@ use crate::serve::spawn_tracked;
 /// Histograms and summaries are kept by the exporter and must be compacted now and then.
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Latency buckets for every `_seconds` histogram: 0.5 ms to 10 s, so a p99 of a fast
+/// endpoint and of a slow flush can both be read from them (summaries would not aggregate
+/// across replicas).
+const SECONDS_BUCKETS: &[f64] = &[
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 10.0, 100.0, 500.0, 1_000.0, 5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0,
+];
+
 /// Installs the process-wide recorder and serves it until `shutdown`.
 ///
 /// # Errors
@@ -24,10 +35,30 @@ pub(crate) fn spawn(
     tracker: &TaskTracker,
     listener: TcpListener,
     shutdown: CancellationToken,
+    db: PgPool,
     pipeline: Option<Arc<Pipeline>>,
 ) -> anyhow::Result<()> {
-    let handle = PrometheusBuilder::new().install_recorder()?;
-    metrics::gauge!("aim_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full("aim_analytics_batch_size_events".into()),
+            BATCH_SIZE_BUCKETS,
+        )?
+        .install_recorder()?;
+    metrics::describe_gauge!(
+        "aim_build_info",
+        "Always 1; the labels say which build is running."
+    );
+    metrics::gauge!(
+        "aim_build_info",
+        "version" => env!("CARGO_PKG_VERSION"),
+        "rustc" => env!("CARGO_PKG_RUST_VERSION"),
+    )
+    .set(1.0);
+    crate::middleware::http_metrics::describe();
+    describe_pools();
+    let process = metrics_process::Collector::default();
+    process.describe();
 
     let upkeep = handle.clone();
     let stop = shutdown.clone();
@@ -43,7 +74,12 @@ pub(crate) fn spawn(
 
     let router = Router::new()
         .route("/metrics", get(render))
-        .with_state(Scrape { handle, pipeline });
+        .with_state(Scrape {
+            handle,
+            db,
+            pipeline,
+            process,
+        });
     spawn_tracked(tracker, "metrics-listener", async move {
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -58,14 +94,50 @@ pub(crate) fn spawn(
 #[derive(Clone)]
 struct Scrape {
     handle: PrometheusHandle,
+    db: PgPool,
     pipeline: Option<Arc<Pipeline>>,
+    process: metrics_process::Collector,
 }
 
-/// The pipeline keeps its own atomics (cheap per batch, readable by tests and the status page);
-/// they are copied into the recorder when scraped.
+const POOL_CONNECTIONS: &str = "aim_db_pool_connections";
+const POOL_MAX: &str = "aim_db_pool_max_connections";
+const POOL_WAITING: &str = "aim_db_pool_waiting";
+
+fn describe_pools() {
+    metrics::describe_gauge!(
+        POOL_CONNECTIONS,
+        "Open database connections by pool (api: requests; analytics: the writers) and state (idle, in_use)."
+    );
+    metrics::describe_gauge!(POOL_MAX, "The pool's connection limit.");
+    metrics::describe_gauge!(
+        POOL_WAITING,
+        "Writers waiting for a connection of the analytics pool."
+    );
+    metrics::describe_counter!(
+        crate::error::POOL_TIMEOUTS,
+        "Requests that found no free connection within AIM_DB_ACQUIRE_TIMEOUT_MS."
+    );
+}
+
+/// Gauges that are state rather than events are read when scraped: the pipeline's atomics
+/// (cheap per batch, also read by tests and the status page), both pools, the process.
 async fn render(axum::extract::State(scrape): axum::extract::State<Scrape>) -> String {
     if let Some(pipeline) = &scrape.pipeline {
         pipeline.stats().export(pipeline.queue_depth());
+        let pool = pipeline.pool_status();
+        let idle = pool.available as f64;
+        metrics::gauge!(POOL_CONNECTIONS, "pool" => "analytics", "state" => "idle").set(idle);
+        metrics::gauge!(POOL_CONNECTIONS, "pool" => "analytics", "state" => "in_use")
+            .set(pool.size.saturating_sub(pool.available) as f64);
+        metrics::gauge!(POOL_MAX, "pool" => "analytics").set(pool.max_size as f64);
+        metrics::gauge!(POOL_WAITING, "pool" => "analytics").set(pool.waiting as f64);
     }
+    let size = f64::from(scrape.db.size());
+    let idle = scrape.db.num_idle() as f64;
+    metrics::gauge!(POOL_CONNECTIONS, "pool" => "api", "state" => "idle").set(idle);
+    metrics::gauge!(POOL_CONNECTIONS, "pool" => "api", "state" => "in_use").set(size - idle);
+    metrics::gauge!(POOL_MAX, "pool" => "api")
+        .set(f64::from(scrape.db.options().get_max_connections()));
+    scrape.process.collect();
     scrape.handle.render()
 }

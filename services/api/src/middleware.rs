@@ -2,5 +2,6 @@
 //! so each does little: no I/O, no locks.
 
 pub mod analytics;
+pub mod http_metrics;
 pub mod request_id;
 pub mod request_log;

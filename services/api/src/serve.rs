@@ -91,6 +91,7 @@ async fn serve_on(
         &tracker,
         metrics_listener,
         shutdown.clone(),
+        pool.clone(),
         pipeline.clone(),
     )?;
     spawn_tracked(

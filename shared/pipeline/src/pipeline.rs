@@ -208,6 +208,11 @@ impl Pipeline {
         self.rx.len()
     }
 
+    /// The writers' connection pool: connections open, idle, and writers waiting for one.
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.shared.pool.status()
+    }
+
     pub fn status(&self) -> PipelineStatus {
         let s = self.shared.stats.snapshot();
         let state = if self.sink.closed.load(Ordering::Relaxed) {

@@ -22,6 +22,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// No pooled connection came free within the acquire timeout.
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::PoolTimedOut))
+    }
+
     /// True when the database could not be reached or the pool had no connection to give: the
     /// request may succeed later, so it deserves a 503 with `Retry-After`, not a 500.
     pub fn is_unavailable(&self) -> bool {

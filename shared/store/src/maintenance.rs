@@ -150,12 +150,17 @@ pub async fn retention(
             .await?
             .rows_affected();
     }
-    out.rollup_rows_deleted +=
-        sqlx::query("DELETE FROM organization_daily_metrics WHERE date < $1")
+    for sql in [
+        "DELETE FROM agent_daily_metrics WHERE date < $1",
+        "DELETE FROM endpoint_daily_metrics WHERE date < $1",
+        "DELETE FROM organization_daily_metrics WHERE date < $1",
+    ] {
+        out.rollup_rows_deleted += sqlx::query(sql)
             .bind(rollup_cutoff)
             .execute(pool)
             .await?
             .rows_affected();
+    }
     Ok(out)
 }
 

@@ -36,9 +36,22 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 fn traffic(rows: &[RollupRow]) -> Traffic {
     let mut total = Traffic::default();
     for row in rows {
-        total.merge(&row_traffic(row));
+        add_row(&mut total, row);
     }
     total
+}
+
+/// Adds a stored row to `total` without copying its histogram: a 30-day window of 100 agents
+/// merges thousands of rows per request.
+fn add_row(total: &mut Traffic, row: &RollupRow) {
+    total.calls += row.calls;
+    total.errors += row.errors;
+    total.client_errors += row.client_errors;
+    total.server_errors += row.server_errors;
+    total.request_bytes = total.request_bytes.saturating_add(row.request_bytes);
+    total.response_bytes = total.response_bytes.saturating_add(row.response_bytes);
+    total.total_duration_ms += row.total_duration_ms;
+    total.histogram.merge_counts(&row.histogram);
 }
 
 fn row_traffic(row: &RollupRow) -> Traffic {
@@ -70,13 +83,15 @@ fn mib(bytes: i64) -> f64 {
     round2(bytes as f64 / MIB)
 }
 
-/// The window of the last `days` days: from the start of the hour `days` ago to the end of the
-/// current hour.
+/// The window of the last `days` days: from the start of the hour `days` ago to now. It is read
+/// up to the end of today: nothing is stamped after now, and today then comes from one daily
+/// row per key instead of up to 24 hourly ones.
 fn last_days(days: i64) -> (DateTime<Utc>, DateTime<Utc>) {
     let now = Utc::now();
+    let tomorrow = now.date_naive() + chrono::Days::new(1);
     (
         truncate_to_hour(now - Duration::days(days)),
-        truncate_to_hour(now) + Duration::hours(1),
+        tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
     )
 }
 
@@ -249,7 +264,7 @@ async fn endpoints(
             row.method.clone().unwrap_or_default(),
             row.endpoint.clone().unwrap_or_default(),
         );
-        groups.entry(key).or_default().merge(&row_traffic(row));
+        add_row(groups.entry(key).or_default(), row);
     }
     let mut endpoints: Vec<EndpointStats> = groups
         .into_iter()
@@ -422,9 +437,7 @@ async fn timeseries(
     };
     let mut sums: BTreeMap<DateTime<Utc>, Traffic> = BTreeMap::new();
     for row in &rows {
-        sums.entry(truncate(row.bucket))
-            .or_default()
-            .merge(&row_traffic(row));
+        add_row(sums.entry(truncate(row.bucket)).or_default(), row);
     }
     let zero = Traffic::default();
     let points = (0..buckets)
@@ -599,7 +612,7 @@ async fn agents_activity(
     let mut per_agent: BTreeMap<Uuid, Traffic> = BTreeMap::new();
     for row in &rows {
         if let Some(agent) = row.agent_id {
-            per_agent.entry(agent).or_default().merge(&row_traffic(row));
+            add_row(per_agent.entry(agent).or_default(), row);
         }
     }
     let all = traffic(&rows);

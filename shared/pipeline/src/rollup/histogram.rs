@@ -76,6 +76,14 @@ impl Histogram {
         }
     }
 
+    /// Adds stored counts (possibly shorter than [`BUCKETS`]: trailing zero buckets are not
+    /// stored) without copying them first.
+    pub fn merge_counts(&mut self, counts: &[i64]) {
+        for (mine, theirs) in self.0.iter_mut().zip(counts) {
+            *mine += theirs;
+        }
+    }
+
     pub fn total(&self) -> i64 {
         self.0.iter().sum()
     }
