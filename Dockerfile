@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build of the `aim` binary. The first build compiles only the dependencies (from the
-# manifests and the lock file), so that layer is reused until they change.
+# manifests and the lock file, with empty stand-ins for our own sources), so that layer is
+# reused until the dependencies change.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
@@ -8,16 +9,22 @@ COPY rust-toolchain.toml Cargo.toml Cargo.lock ./
 COPY services/api/Cargo.toml services/api/
 COPY shared/store/Cargo.toml shared/store/build.rs shared/store/
 COPY shared/local-pg/Cargo.toml shared/local-pg/
-RUN mkdir -p services/api/src services/api/tests/api shared/store/src shared/local-pg/src migrations \
- && echo 'fn main() {}' > services/api/src/main.rs \
- && touch services/api/src/lib.rs services/api/tests/api/main.rs shared/store/src/lib.rs shared/local-pg/src/lib.rs \
- && cargo build --release --locked -p aim-api \
- && rm -rf services/api/src shared/store/src shared/local-pg/src
+COPY shared/pipeline/Cargo.toml shared/pipeline/
+RUN set -eu; \
+    for dir in services/api shared/store shared/local-pg shared/pipeline; do \
+      mkdir -p "$dir/src" "$dir/benches"; touch "$dir/src/lib.rs"; \
+    done; \
+    echo 'fn main() {}' > services/api/src/main.rs; \
+    mkdir -p services/api/tests/api migrations; touch services/api/tests/api/main.rs; \
+    echo 'fn main() {}' > services/api/benches/analytics.rs; \
+    echo 'fn main() {}' > shared/pipeline/benches/ingest.rs; \
+    cargo build --release --locked -p aim-api; \
+    rm -rf services/api/src services/api/benches services/api/tests shared/*/src shared/*/benches
 COPY services services
 COPY shared shared
 COPY migrations migrations
-# The placeholder build left newer timestamps on our own crates' outputs; make sure they rebuild.
-RUN touch services/api/src/main.rs services/api/src/lib.rs shared/store/src/lib.rs shared/local-pg/src/lib.rs \
+# The stand-in build left newer timestamps on our own crates' outputs; make sure they rebuild.
+RUN touch services/api/src/main.rs services/api/src/lib.rs shared/*/src/lib.rs \
  && cargo build --release --locked -p aim-api
 
 FROM debian:bookworm-slim

@@ -56,7 +56,20 @@ pub(crate) fn spawn(
     )
     .set(1.0);
     crate::middleware::http_metrics::describe();
+    aim_pipeline::PipelineStats::describe();
     describe_pools();
+    metrics::describe_counter!(
+        "aim_http_requests_unattributed_total",
+        "Requests that ended without an organization (no or bad credentials), by route and status: not recorded as api_calls rows."
+    );
+    metrics::describe_counter!(
+        "aim_maintenance_runs_total",
+        "Maintenance runs this replica performed while holding the maintenance lock."
+    );
+    metrics::describe_counter!(
+        "aim_maintenance_steps_total",
+        "Maintenance steps by step and outcome."
+    );
     let process = metrics_process::Collector::default();
     process.describe();
 

@@ -142,6 +142,76 @@ impl PipelineStats {
         }
     }
 
+    /// Help texts for every pipeline metric, registered once with the exporter (Prometheus
+    /// tooling expects them).
+    pub fn describe() {
+        use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+        describe_counter!(
+            "aim_analytics_events_received_total",
+            "Analytics events built by the request path."
+        );
+        describe_counter!(
+            "aim_analytics_events_enqueued_total",
+            "Events accepted into the queue (received minus queue_full and shutdown drops)."
+        );
+        describe_counter!(
+            "aim_analytics_events_written_total",
+            "Events committed to api_calls, replays included."
+        );
+        describe_counter!(
+            "aim_analytics_events_spooled_total",
+            "Events written to the disk spool while the database was unavailable."
+        );
+        describe_counter!(
+            "aim_analytics_events_replayed_total",
+            "Events replayed from the spool."
+        );
+        describe_counter!(
+            "aim_analytics_events_dropped_total",
+            "Events lost, by reason: queue_full, spool_full, spool_expired, spool_corrupt, rejected, shutdown."
+        );
+        describe_counter!(
+            "aim_analytics_batches_total",
+            "Batches by outcome: written, or duplicate (a replay the ledger skipped)."
+        );
+        describe_counter!(
+            "aim_analytics_spool_corrupt_frames_total",
+            "Damaged spool frames found on replay."
+        );
+        describe_gauge!("aim_analytics_queue_depth", "Events waiting in the queue.");
+        describe_gauge!(
+            "aim_analytics_events_in_flight",
+            "Events taken by a writer and not yet committed or spooled."
+        );
+        describe_gauge!(
+            "aim_analytics_spool_bytes",
+            Unit::Bytes,
+            "Bytes waiting in the spool."
+        );
+        describe_gauge!(
+            "aim_analytics_spool_frames",
+            "Batches waiting in the spool."
+        );
+        describe_gauge!(
+            "aim_analytics_database_down",
+            "1 while the writers cannot reach PostgreSQL and spool instead."
+        );
+        describe_gauge!(
+            "aim_analytics_last_flush_timestamp_seconds",
+            Unit::Seconds,
+            "Unix time of the last committed batch."
+        );
+        describe_histogram!(
+            "aim_analytics_batch_size_events",
+            "Events per committed batch."
+        );
+        describe_histogram!(
+            "aim_analytics_flush_duration_seconds",
+            Unit::Seconds,
+            "Time to write one batch: ledger, COPY, rollups, commit."
+        );
+    }
+
     /// Copies the counters into the process's metrics recorder (called on each scrape).
     pub fn export(&self, queue_depth: usize) {
         let s = self.snapshot();

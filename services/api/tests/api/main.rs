@@ -13,6 +13,7 @@ mod helpers;
 mod keys;
 mod maintenance;
 mod openapi;
+mod operations;
 mod schema;
 mod tenancy;
 mod users;
