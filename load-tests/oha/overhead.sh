@@ -53,7 +53,8 @@ env "${common[@]}" AIM_DATA_DIR="$work/on" AIM_LISTEN="127.0.0.1:$on_port" \
 pids+=($!)
 on="http://127.0.0.1:$on_port"
 wait_ready "$on"
-database=$(grep -o '"tcp":"postgres://[^"]*' "$work/on.log" | head -1 | cut -d'"' -f4)
+# The embedded cluster's URL (a Unix socket, or TCP where it listens on a port).
+database=$(grep -o '"url":"postgres://[^"]*' "$work/on.log" | head -1 | cut -d'"' -f4)
 [ -n "$database" ] || { echo "no database URL in the log" >&2; exit 1; }
 
 off_port=$(free_port)

@@ -1,11 +1,14 @@
 //! Request counts, latency and in-flight requests for Prometheus, by method, route template and
 //! status class (`2xx`…`5xx`): never by raw path, whose cardinality a client controls.
 
+use std::hash::{Hash, Hasher};
+use std::sync::{LazyLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Gauge, Histogram};
 
 const REQUESTS: &str = "aim_http_requests_total";
 const DURATION: &str = "aim_http_request_duration_seconds";
@@ -25,20 +28,95 @@ pub fn describe() {
     metrics::describe_gauge!(IN_FLIGHT, "HTTP requests being handled.");
 }
 
+/// One labelled series: method, route template, status class.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Series {
+    method: &'static str,
+    route: String,
+    status: &'static str,
+}
+
+/// The same, borrowed from the request, so a lookup allocates nothing.
+struct SeriesRef<'a> {
+    method: &'static str,
+    route: &'a str,
+    status: &'static str,
+}
+
+impl Hash for SeriesRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Exactly what `Series`'s derived `Hash` feeds the hasher.
+        self.method.hash(state);
+        self.route.hash(state);
+        self.status.hash(state);
+    }
+}
+
+impl hashbrown::Equivalent<Series> for SeriesRef<'_> {
+    fn equivalent(&self, key: &Series) -> bool {
+        self.method == key.method && self.route == key.route && self.status == key.status
+    }
+}
+
+/// Registered handles per series. Registering through the `metrics` macros on every request
+/// (building the key's label strings, hashing them, a registry lookup) cost a measurable part
+/// of a cheap request; a handle, once registered, is an atomic add. Series are bounded: route
+/// templates, a fixed set of methods and status classes.
+static SERIES: LazyLock<RwLock<hashbrown::HashMap<Series, (Counter, Histogram)>>> =
+    LazyLock::new(Default::default);
+
+fn record_series(method: &'static str, route: &str, status: &'static str, seconds: f64) {
+    let key = SeriesRef {
+        method,
+        route,
+        status,
+    };
+    if let Ok(series) = SERIES.read()
+        && let Some((requests, duration)) = series.get(&key)
+    {
+        requests.increment(1);
+        duration.record(seconds);
+        return;
+    }
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_owned()),
+    ];
+    let handles = (
+        metrics::counter!(REQUESTS, &labels),
+        metrics::histogram!(DURATION, &labels),
+    );
+    handles.0.increment(1);
+    handles.1.record(seconds);
+    if let Ok(mut series) = SERIES.write() {
+        series.insert(
+            Series {
+                method,
+                route: route.to_owned(),
+                status,
+            },
+            handles,
+        );
+    }
+}
+
+static IN_FLIGHT_GAUGE: LazyLock<Gauge> = LazyLock::new(|| metrics::gauge!(IN_FLIGHT));
+
 /// Decrements the in-flight gauge however the request ends (answered, or dropped by a client
 /// that went away).
 struct InFlight;
 
 impl InFlight {
     fn enter() -> Self {
-        metrics::gauge!(IN_FLIGHT).increment(1.0);
+        IN_FLIGHT_GAUGE.increment(1.0);
         Self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!(IN_FLIGHT).decrement(1.0);
+        IN_FLIGHT_GAUGE.decrement(1.0);
     }
 }
 
@@ -69,23 +147,16 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 
 pub async fn record(request: Request, next: Next) -> Response {
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let _in_flight = InFlight::enter();
     let started = Instant::now();
     let response = next.run(request).await;
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        (
-            "status",
-            status_class(response.status().as_u16()).to_owned(),
-        ),
-    ];
-    metrics::counter!(REQUESTS, &labels).increment(1);
-    metrics::histogram!(DURATION, &labels).record(started.elapsed().as_secs_f64());
+    record_series(
+        method,
+        route.as_ref().map_or("<unmatched>", MatchedPath::as_str),
+        status_class(response.status().as_u16()),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 

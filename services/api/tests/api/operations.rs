@@ -123,34 +123,46 @@ fn dechunk(body: &str) -> String {
     out
 }
 
+/// Stops the service however the test ends, so a failed assertion leaves no process behind.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn metrics_pass_promtool_and_logs_are_json_without_secrets() {
     let db = TestDatabase::create().await;
     let (port, metrics_port) = (free_port(), free_port());
     let dir = tempfile::tempdir().expect("data dir");
     let log = dir.path().join("aim.log");
-    let mut child = Command::new(AIM)
-        .arg("serve")
-        .env("DATABASE_URL", db.url().expose_secret())
-        .env("JWT_SECRET", "operations-test-secret-of-32-bytes-or-more")
-        .env("AIM_DATA_DIR", dir.path())
-        .env("AIM_LISTEN", format!("127.0.0.1:{port}"))
-        .env("AIM_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
-        .env("AIM_LOG_FORMAT", "json")
-        .env("AIM_ADMIN_EMAIL", "ops@example.test")
-        .env("AIM_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("AIM_ANALYTICS_FLUSH_MS", "20")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("spawn aim serve");
+    let mut service = Service(
+        Command::new(AIM)
+            .arg("serve")
+            .env("DATABASE_URL", db.url().expose_secret())
+            .env("JWT_SECRET", "operations-test-secret-of-32-bytes-or-more")
+            .env("AIM_DATA_DIR", dir.path())
+            .env("AIM_LISTEN", format!("127.0.0.1:{port}"))
+            .env("AIM_METRICS_LISTEN", format!("127.0.0.1:{metrics_port}"))
+            .env("AIM_LOG_FORMAT", "json")
+            .env("AIM_ADMIN_EMAIL", "ops@example.test")
+            .env("AIM_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("AIM_ANALYTICS_FLUSH_MS", "20")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn aim serve"),
+    );
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(
-            child.try_wait().expect("try_wait").is_none(),
+            service.0.try_wait().expect("try_wait").is_none(),
             "aim exited early"
         );
         assert!(Instant::now() < deadline, "aim did not start within 60 s");
@@ -225,8 +237,10 @@ async fn metrics_pass_promtool_and_logs_are_json_without_secrets() {
     }
 
     // SIGTERM: a clean stop, so every log line is written before they are read.
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    let _ = Command::new("kill")
+        .arg(service.0.id().to_string())
+        .status();
+    let _ = service.0.wait();
     let logs = std::fs::read_to_string(&log).expect("log");
     let mut request_lines = 0;
     for line in logs.lines().filter(|l| !l.trim().is_empty()) {
