@@ -171,9 +171,71 @@ pub fn upsert_sql(table: Table) -> String {
     )
 }
 
-/// The read and upsert statements of every table, prepared on one connection.
+/// Rewrites rows known to exist (the read found them) with absolute values: cheaper than the
+/// upsert's speculative insertion (about 15% per row here). Same parameters as [`upsert_sql`].
+/// Row locks are taken in join order rather than key order, which is safe because the rollup
+/// lock serialises every multi-row writer of these tables; the only other writers (a
+/// verification's counters, the daily snapshot) lock one row per table.
+pub fn update_sql(table: Table) -> String {
+    let first = key_columns(table).len() + 1;
+    let kinds = [
+        (0, "int8"),
+        (1, "int8"),
+        (2, "int8"),
+        (3, "int8"),
+        (4, "int8"),
+        (5, "int8"),
+        (6, "float8"),
+        (8, "float8"),
+        (9, "float8"),
+        (10, "int4"),
+        (11, "int4"),
+    ];
+    let traffic_arrays = kinds
+        .iter()
+        .map(|(offset, kind)| format!("${}::{kind}[]", first + offset))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let histograms = format!("${}", first + 7);
+    let values = [
+        "u.c".to_owned(),
+        "u.e".to_owned(),
+        "u.ce".to_owned(),
+        "u.se".to_owned(),
+        "u.rq".to_owned(),
+        "u.rs".to_owned(),
+        "u.rq + u.rs".to_owned(),
+        "u.d".to_owned(),
+        "u.avg".to_owned(),
+        "u.p95".to_owned(),
+        format!("coalesce(({histograms}::int8[])[u.lo : u.hi], '{{}}')"),
+    ];
+    let set = traffic_columns(table)
+        .iter()
+        .zip(&values)
+        .map(|(column, value)| format!("{column} = {value}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let matches = key_columns(table)
+        .iter()
+        .map(|(name, _)| format!("m.{name} = u.{name}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "UPDATE {table} AS m SET {set}, updated_at = now() \
+         FROM unnest({key_arrays}, {traffic_arrays}) \
+             AS u({names}, c, e, ce, se, rq, rs, d, avg, p95, lo, hi) \
+         WHERE {matches}",
+        table = table.name(),
+        key_arrays = key_arrays(table),
+        names = key_names(table),
+    )
+}
+
+/// The read, update and upsert statements of every table, prepared on one connection.
 pub struct RollupStatements {
     read: Vec<Statement>,
+    update: Vec<Statement>,
     upsert: Vec<Statement>,
 }
 
@@ -194,12 +256,18 @@ impl RollupStatements {
         Fut: std::future::Future<Output = Result<Statement, Error>>,
     {
         let mut read = Vec::new();
+        let mut update = Vec::new();
         let mut upsert = Vec::new();
         for table in Table::ALL {
             read.push(prepare(read_sql(table)).await?);
+            update.push(prepare(update_sql(table)).await?);
             upsert.push(prepare(upsert_sql(table)).await?);
         }
-        Ok(Self { read, upsert })
+        Ok(Self {
+            read,
+            update,
+            upsert,
+        })
     }
 }
 
@@ -362,6 +430,19 @@ impl Columns {
     }
 }
 
+/// Each table's key arrays followed by its traffic arrays, as the update and the upsert take them.
+fn statement_params<'a>(sets: &'a [(KeyArrays<'_>, Columns)]) -> Vec<Vec<&'a (dyn ToSql + Sync)>> {
+    Table::ALL
+        .iter()
+        .zip(sets)
+        .map(|(table, (keys, traffic))| {
+            let mut all = keys.params(*table);
+            all.extend(traffic.params());
+            all
+        })
+        .collect()
+}
+
 /// Runs the rollup step and then, when `commit`, `COMMIT`, queued right behind the upserts.
 ///
 /// # Errors
@@ -397,38 +478,45 @@ pub async fn apply_and_commit(
     let (lock, read) = tokio::join!(client.batch_execute(&lock_sql), reads);
     lock?;
 
-    let mut columns = Vec::with_capacity(Table::ALL.len());
+    // Per table: rows the read found (rewritten by UPDATE) and new ones (upserted: a
+    // verification may create a row meanwhile).
+    let mut found = Vec::with_capacity(Table::ALL.len());
+    let mut fresh = Vec::with_capacity(Table::ALL.len());
     for ((table, stored), rows) in Table::ALL.iter().zip(read).zip(&rows) {
         let first = key_columns(*table).len();
         let mut current = HashMap::with_capacity(rows.len());
         for row in stored? {
             current.insert(key_of(*table, &row)?, traffic_of(&row, first)?);
         }
-        let mut table_columns = Columns::default();
+        let (mut old_keys, mut old_columns) = (Vec::new(), Columns::default());
+        let (mut new_keys, mut new_columns) = (Vec::new(), Columns::default());
         for (key, delta) in rows {
             // Each stored row is merged once: take it instead of copying its histogram.
-            let mut total = current.remove(key).unwrap_or_default();
-            total.merge(delta);
-            table_columns.push(&total);
+            match current.remove(key) {
+                Some(mut total) => {
+                    total.merge(delta);
+                    old_keys.push(key);
+                    old_columns.push(&total);
+                }
+                None => {
+                    new_keys.push(key);
+                    new_columns.push(delta);
+                }
+            }
         }
-        columns.push(table_columns);
+        found.push((KeyArrays::new(*table, old_keys.into_iter()), old_columns));
+        fresh.push((KeyArrays::new(*table, new_keys.into_iter()), new_columns));
     }
-    let params: Vec<Vec<&(dyn ToSql + Sync)>> = key_params
-        .iter()
-        .zip(&columns)
-        .map(|(keys, traffic)| {
-            let mut all = keys.clone();
-            all.extend(traffic.params());
-            all
-        })
-        .collect();
+    let (update_params, upsert_params) = (statement_params(&found), statement_params(&fresh));
 
-    // Fixed table order, rows in key order; COMMIT queued behind them.
+    // Fixed table order (each table's updates, then its new rows); COMMIT queued behind them.
     let upserts = join_all(
         statements
-            .upsert
+            .update
             .iter()
-            .zip(&params)
+            .zip(&update_params)
+            .zip(statements.upsert.iter().zip(&upsert_params))
+            .flat_map(|(update, upsert)| [update, upsert])
             .map(|(statement, params)| client.execute(statement, params)),
     );
     let (written, committed) = tokio::join!(upserts, async {
