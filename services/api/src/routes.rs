@@ -79,7 +79,7 @@ pub(crate) const DEFAULT_LIMIT: i64 = 50;
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct Pagination {
-    /// Rows to return, 1 to 100 (larger values are capped); 50 by default.
+    /// Rows to return, 1 to 100; 50 by default.
     pub limit: Option<i64>,
     /// Rows to skip; 0 by default.
     pub offset: Option<i64>,
@@ -88,17 +88,16 @@ pub(crate) struct Pagination {
 impl Pagination {
     pub fn page(self) -> Result<Page, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if limit < 1 {
-            return Err(ApiError::invalid("limit", "must be at least 1"));
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid_parameter(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
         }
         let offset = self.offset.unwrap_or(0);
         if offset < 0 {
-            return Err(ApiError::invalid("offset", "must not be negative"));
+            return Err(ApiError::invalid_parameter("offset must not be negative"));
         }
-        Ok(Page {
-            limit: limit.min(MAX_LIMIT),
-            offset,
-        })
+        Ok(Page { limit, offset })
     }
 }
 

@@ -19,8 +19,9 @@ async fn agents_are_created_listed_updated_and_deleted() {
     assert_eq!(list.body["offset"], 0);
     assert_eq!(list.body["agents"][0]["id"], id);
 
-    let capped = app.get_as("/api/v1/agents?limit=5000", &admin.token).await;
-    assert_eq!(capped.body["limit"], 100);
+    let too_many = app.get_as("/api/v1/agents?limit=5000", &admin.token).await;
+    assert_eq!(too_many.status, StatusCode::BAD_REQUEST);
+    assert_eq!(too_many.error_code(), "invalid_parameter");
     let filtered = app
         .get_as("/api/v1/agents?status=verified", &admin.token)
         .await;
@@ -230,7 +231,7 @@ async fn agent_input_is_validated() {
         .await;
     assert_eq!(unknown_status.status, StatusCode::BAD_REQUEST);
     let bad_limit = app.get_as("/api/v1/agents?limit=0", &admin.token).await;
-    assert_eq!(bad_limit.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
     let agent = app.agent(&admin.token, "a").await;
     let unknown_field = app
         .call(

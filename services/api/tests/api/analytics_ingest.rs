@@ -257,7 +257,7 @@ async fn calls_during_a_database_outage_are_spooled_and_land_once() {
                 None,
             ))
             .await;
-        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
     }
     let pipeline = app.pipeline.as_ref().expect("pipeline");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -15,6 +15,7 @@ mod maintenance;
 mod openapi;
 mod operations;
 mod schema;
+mod security;
 mod tenancy;
 mod users;
 mod verifications;
