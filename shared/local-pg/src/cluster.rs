@@ -27,6 +27,15 @@ const AIM_CONF: &str = "aim.conf";
 const START_TIMEOUT_S: &str = "60";
 const STOP_TIMEOUT_S: &str = "30";
 
+/// How [`LocalCluster::restart`] stops the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Sessions are rolled back, a checkpoint is written.
+    Fast,
+    /// The server stops at once, as in a crash; the next start recovers from the WAL.
+    Immediate,
+}
+
 /// What the cluster should look like; read from the service's configuration.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -217,6 +226,37 @@ impl LocalCluster {
             .map_err(Error::io("running", &self.binaries.pg_ctl))?;
         self.stopped = true;
         self.check("pg_ctl stop", &output)
+    }
+
+    /// Stops the server with `mode` (`fast`, or `immediate`: a crash, recovered on the next
+    /// start), leaves it down for `down_for`, and starts it again: what the fault suites do to
+    /// the service's database.
+    ///
+    /// # Errors
+    /// [`Error::Command`] when `pg_ctl` fails or times out.
+    pub async fn restart(
+        &self,
+        mode: ShutdownMode,
+        down_for: std::time::Duration,
+    ) -> Result<(), Error> {
+        let mode = match mode {
+            ShutdownMode::Fast => "fast",
+            ShutdownMode::Immediate => "immediate",
+        };
+        let output = self
+            .pg_ctl(&["stop", "-m", mode, "-w", "-t", STOP_TIMEOUT_S])
+            .output()
+            .await
+            .map_err(Error::io("running", &self.binaries.pg_ctl))?;
+        self.check("pg_ctl stop", &output)?;
+        tokio::time::sleep(down_for).await;
+        let mut start = self.pg_ctl(&["start", "-w", "-t", START_TIMEOUT_S]);
+        start.arg("-l").arg(&self.layout.log_file);
+        let output = start
+            .output()
+            .await
+            .map_err(Error::io("running", &self.binaries.pg_ctl))?;
+        self.check("pg_ctl start", &output)
     }
 
     fn prepare_folders(&self) -> Result<(), Error> {

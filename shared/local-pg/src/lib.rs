@@ -12,7 +12,7 @@ mod lock;
 mod privileges;
 
 pub use binaries::Binaries;
-pub use cluster::{Attached, ClusterOptions, LocalCluster};
+pub use cluster::{Attached, ClusterOptions, LocalCluster, ShutdownMode};
 pub use lock::DataDirLock;
 
 use std::path::PathBuf;

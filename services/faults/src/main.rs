@@ -1,0 +1,729 @@
+//! Fault suites for `aim serve`, each against a private PostgreSQL cluster the suite starts
+//! itself, under load at 80% of the rate the machine sustains (measured first):
+//!
+//! ```sh
+//! cargo build --release -p aim-api -p aim-faults
+//! target/release/aim-faults restart   # PostgreSQL restarted 10 times in 60 s
+//! target/release/aim-faults sigterm   # SIGTERM under load
+//! target/release/aim-faults kill9     # kill -9 20 times, restarted each time
+//! ```
+//!
+//! The oracle is exact: every request carries a unique `x-request-id`; the driver keeps the ids
+//! of the requests that got an answer; afterwards the set difference against
+//! `api_calls.request_id` gives the lost and the duplicated calls, and the drop counters must
+//! account for every lost one. Loopback only; every loop is bounded in time.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aim_local_pg::{ClusterOptions, LocalCluster, ShutdownMode};
+use anyhow::{Context, bail, ensure};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+const EMAIL: &str = "faults@example.test";
+const PASSWORD: &str = "fault-suite-password";
+const JWT_SECRET: &str = "fault-suite-secret-of-at-least-32-bytes";
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// One `aim serve` process on fixed ports and a fixed data folder, so a restart is the same
+/// service with the same spool.
+struct Service {
+    binary: PathBuf,
+    data_dir: PathBuf,
+    database_url: String,
+    port: u16,
+    metrics_port: u16,
+    child: Option<tokio::process::Child>,
+    log: PathBuf,
+}
+
+impl Service {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the process and waits until it answers `/health/ready`; returns how long it took.
+    async fn start(&mut self, http: &Http) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = tokio::process::Command::new(&self.binary)
+            .arg("serve")
+            .env("DATABASE_URL", &self.database_url)
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("AIM_DATA_DIR", &self.data_dir)
+            .env("AIM_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env(
+                "AIM_METRICS_LISTEN",
+                format!("127.0.0.1:{}", self.metrics_port),
+            )
+            .env("AIM_ADMIN_EMAIL", EMAIL)
+            .env("AIM_ADMIN_PASSWORD", PASSWORD)
+            .env("AIM_AGENT_RATE_LIMIT_PER_S", "0")
+            .env("AIM_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) =
+                get(http, &format!("{}/health/ready", self.base()), None, None).await
+            {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log
+            .lines()
+            .take(12)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        bail!(
+            "aim did not become ready within 60 s; the end of its log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    }
+
+    fn pid(&self) -> Option<i32> {
+        self.child
+            .as_ref()
+            .and_then(tokio::process::Child::id)
+            .and_then(|id| i32::try_from(id).ok())
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = self.pid().context("the service is not running")?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)?;
+        Ok(())
+    }
+
+    async fn wait(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("the service is not running")?;
+        Ok(tokio::time::timeout(Duration::from_secs(30), child.wait()).await??)
+    }
+
+    /// Peak resident memory of the running process, from `/proc`.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
+
+async fn get(
+    http: &Http,
+    uri: &str,
+    headers: Option<&[(&str, &str)]>,
+    body: Option<String>,
+) -> anyhow::Result<(u16, Bytes)> {
+    let mut request = http::Request::builder()
+        .method(if body.is_some() { "POST" } else { "GET" })
+        .uri(uri);
+    for (name, value) in headers.unwrap_or_default() {
+        request = request.header(*name, *value);
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?,
+        None => request.body(Full::new(Bytes::new()))?,
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), http.request(request)).await??;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    Ok((status, bytes))
+}
+
+fn json(bytes: &Bytes) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+/// An agent and its key, created through the API.
+async fn provision(http: &Http, base: &str) -> anyhow::Result<(String, String)> {
+    let body = serde_json::json!({ "email": EMAIL, "password": PASSWORD }).to_string();
+    let (status, login) = get(http, &format!("{base}/api/v1/auth/login"), None, Some(body)).await?;
+    ensure!(status == 200, "login: {status}");
+    let token = format!(
+        "Bearer {}",
+        json(&login)?["token"].as_str().context("token")?
+    );
+    let auth = [("authorization", token.as_str())];
+    let (status, agent) = get(
+        http,
+        &format!("{base}/api/v1/agents"),
+        Some(&auth),
+        Some(r#"{"name":"fault-suite"}"#.into()),
+    )
+    .await?;
+    ensure!(status == 201, "create agent: {status}");
+    let agent = json(&agent)?["id"].as_str().context("agent id")?.to_owned();
+    let (status, key) = get(
+        http,
+        &format!("{base}/api/v1/agents/{agent}/api-keys"),
+        Some(&auth),
+        Some("{}".into()),
+    )
+    .await?;
+    ensure!(status == 201, "create key: {status}");
+    let key = json(&key)?["api_key"].as_str().context("key")?.to_owned();
+    Ok((agent, key))
+}
+
+/// What the driver saw.
+#[derive(Default)]
+struct Observed {
+    /// Ids of requests that got an HTTP answer.
+    answered: Vec<u64>,
+    /// (seconds since the load started, latency) of the no-database route's answers.
+    fast_route: Vec<(f64, Duration)>,
+    sent: u64,
+}
+
+/// Open-loop load at `rate` requests a second for `duration`: agent-key calls alternating
+/// between `GET /api/v1/agents/{id}` (a database read) and a request refused before any query
+/// (`GET /api/v1/verifications?limit=0`: authenticated from the key cache, then a 400), whose
+/// latency shows what an outage does to a route that needs no database.
+/// Where the load goes and with which credential.
+#[derive(Clone)]
+struct Target {
+    http: Http,
+    base: String,
+    agent: String,
+    key: String,
+}
+
+async fn load(
+    target: Target,
+    rate: u64,
+    duration: Duration,
+    observed: Arc<Mutex<Observed>>,
+    stop: Arc<AtomicBool>,
+) {
+    let Target {
+        http,
+        base,
+        agent,
+        key,
+    } = target;
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let started = Instant::now();
+    let tick = Duration::from_millis(10);
+    let per_tick = (rate / 100).max(1);
+    let mut ticks = tokio::time::interval(tick);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(2_000));
+    while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+        ticks.tick().await;
+        for _ in 0..per_tick {
+            let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+                continue;
+            };
+            let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+            let (http, observed) = (http.clone(), Arc::clone(&observed));
+            let fast = n % 2 == 1;
+            let uri = if fast {
+                format!("{base}/api/v1/verifications?limit=0")
+            } else {
+                format!("{base}/api/v1/agents/{agent}")
+            };
+            let key = format!("Bearer {key}");
+            tokio::spawn(async move {
+                let id = format!("fault-{n}");
+                let sent = Instant::now();
+                let answer = get(
+                    &http,
+                    &uri,
+                    Some(&[
+                        ("authorization", key.as_str()),
+                        ("x-request-id", id.as_str()),
+                    ]),
+                    None,
+                )
+                .await;
+                let latency = sent.elapsed();
+                let mut o = observed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                o.sent += 1;
+                if answer.is_ok() {
+                    o.answered.push(n);
+                    if fast {
+                        o.fast_route.push(((sent - started).as_secs_f64(), latency));
+                    }
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Closed-loop for `seconds`: the rate this machine sustains on the agent route.
+async fn sustained_rate(http: &Http, base: &str, agent: &str, key: &str) -> anyhow::Result<u64> {
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (http, done) = (http.clone(), Arc::clone(&done));
+        let uri = format!("{base}/api/v1/agents/{agent}");
+        let key = format!("Bearer {key}");
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                if get(&http, &uri, Some(&[("authorization", key.as_str())]), None)
+                    .await
+                    .is_ok()
+                {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(done.load(Ordering::Relaxed) / 3)
+}
+
+async fn metric(http: &Http, port: u16, name: &str) -> anyhow::Result<f64> {
+    let (_, text) = get(
+        http,
+        &format!("http://127.0.0.1:{port}/metrics"),
+        None,
+        None,
+    )
+    .await?;
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Waits until the service's queue and spool are empty; returns how long that took.
+async fn drained(http: &Http, base: &str, within: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Ok((200, body)) = get(http, &format!("{base}/api/v1/status"), None, None).await {
+            let pipeline = &json(&body)?["pipeline"];
+            if pipeline["spool_bytes"] == 0 && pipeline["queue_depth"] == 0 {
+                return Ok(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the spool did not drain within {within:?}")
+}
+
+/// The cluster's URLs name the socket folder in a `host` query parameter, as sqlx reads them;
+/// tokio-postgres would also try the URL's `localhost`, so the connection is built explicitly.
+fn postgres_config(url: &str) -> anyhow::Result<tokio_postgres::Config> {
+    let (head, query) = url.split_once('?').context("a socket URL")?;
+    let database = head.rsplit('/').next().context("a database")?;
+    let mut config = tokio_postgres::Config::new();
+    config.user("postgres").dbname(database);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("host", dir)) => {
+                config.host_path(dir.replace("%2F", "/"));
+            }
+            Some(("port", port)) => {
+                config.port(port.parse()?);
+            }
+            _ => {}
+        }
+    }
+    Ok(config)
+}
+
+/// The oracle: which answered ids have no row, and which have more than one.
+async fn oracle(database_url: &str, answered: &[u64]) -> anyhow::Result<(u64, u64, u64)> {
+    let (client, connection) = postgres_config(database_url)?
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT request_id, count(*) FROM api_calls WHERE request_id LIKE 'fault-%' GROUP BY 1",
+            &[],
+        )
+        .await?;
+    let stored: HashMap<u64, i64> = rows
+        .iter()
+        .filter_map(|r| {
+            let id: String = r.get(0);
+            Some((id.strip_prefix("fault-")?.parse().ok()?, r.get(1)))
+        })
+        .collect();
+    let answered: HashSet<u64> = answered.iter().copied().collect();
+    let lost = answered
+        .iter()
+        .filter(|id| !stored.contains_key(id))
+        .count() as u64;
+    let duplicated = stored.values().filter(|n| **n > 1).count() as u64;
+    Ok((lost, duplicated, stored.len() as u64))
+}
+
+fn p99(latencies: impl Iterator<Item = Duration>) -> Duration {
+    let mut all: Vec<Duration> = latencies.collect();
+    if all.is_empty() {
+        return Duration::ZERO;
+    }
+    all.sort();
+    all[(all.len() * 99).div_ceil(100).clamp(1, all.len()) - 1]
+}
+
+struct Suite {
+    _work: tempfile::TempDir,
+    cluster: LocalCluster,
+    service: Service,
+    http: Http,
+    agent: String,
+    key: String,
+    rate: u64,
+}
+
+async fn suite() -> anyhow::Result<Suite> {
+    let binary = std::env::current_exe()?
+        .parent()
+        .context("executable folder")?
+        .join("aim");
+    ensure!(
+        binary.is_file(),
+        "{} is missing: cargo build --release -p aim-api first",
+        binary.display()
+    );
+    let work = tempfile::tempdir()?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755))?;
+    }
+    let cluster = LocalCluster::start(&ClusterOptions {
+        data_dir: work.path().join("pg"),
+        tcp_port: None,
+        database: "aim".into(),
+        path_var: std::env::var_os("PATH"),
+    })
+    .await?;
+    let (admin, connection) = postgres_config(&cluster.admin_url())?
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(connection);
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = 'aim'", &[])
+        .await?
+        .is_some();
+    if !exists {
+        admin.batch_execute("CREATE DATABASE aim").await?;
+    }
+    let free = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let http: Http = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build_http();
+    let mut service = Service {
+        binary,
+        data_dir: work.path().join("aim"),
+        database_url: cluster.url().to_owned(),
+        port: free()?,
+        metrics_port: free()?,
+        child: None,
+        log: work.path().join("aim.log"),
+    };
+    service.start(&http).await?;
+    let (agent, key) = provision(&http, &service.base()).await?;
+    let sustained = sustained_rate(&http, &service.base(), &agent, &key).await?;
+    let rate = sustained * 8 / 10;
+    println!("sustained {sustained} requests/s on this machine; loading at 80%: {rate}/s");
+    Ok(Suite {
+        _work: work,
+        cluster,
+        service,
+        http,
+        agent,
+        key,
+        rate,
+    })
+}
+
+fn start_load(
+    s: &Suite,
+    duration: Duration,
+) -> (
+    Arc<Mutex<Observed>>,
+    Arc<AtomicBool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let target = Target {
+        http: s.http.clone(),
+        base: s.service.base(),
+        agent: s.agent.clone(),
+        key: s.key.clone(),
+    };
+    let task = tokio::spawn(load(
+        target,
+        s.rate,
+        duration,
+        Arc::clone(&observed),
+        Arc::clone(&stop),
+    ));
+    (observed, stop, task)
+}
+
+/// Lets every request in flight finish and takes what the driver saw.
+async fn finish(observed: &Arc<Mutex<Observed>>) -> Observed {
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    std::mem::take(
+        &mut *observed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
+async fn report(
+    s: &Suite,
+    observed: &Observed,
+    extra: &[(&str, String)],
+) -> anyhow::Result<(u64, u64)> {
+    let (lost, duplicated, rows) = oracle(&s.service.database_url, &observed.answered).await?;
+    let dropped = metric(
+        &s.http,
+        s.service.metrics_port,
+        "aim_analytics_events_dropped_total",
+    )
+    .await
+    .unwrap_or(f64::NAN);
+    println!("requests sent: {}", observed.sent);
+    println!("requests answered: {}", observed.answered.len());
+    println!("rows with a fault- request id: {rows}");
+    println!("lost (answered, no row): {lost}");
+    println!("duplicated (more than one row): {duplicated}");
+    println!("drops counted by this process since its last start: {dropped}");
+    for (name, value) in extra {
+        println!("{name}: {value}");
+    }
+    Ok((lost, duplicated))
+}
+
+async fn verify_rollups(s: &Suite) -> anyhow::Result<bool> {
+    let today = chrono::Utc::now().date_naive();
+    let status = tokio::process::Command::new(&s.service.binary)
+        .args(["rollups", "verify", "--from"])
+        .arg((today - chrono::Days::new(1)).to_string())
+        .arg("--to")
+        .arg((today + chrono::Days::new(1)).to_string())
+        .env("DATABASE_URL", &s.service.database_url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("AIM_DATA_DIR", s.service.data_dir.join("verify"))
+        .stdout(Stdio::piped())
+        .output()
+        .await?;
+    print!(
+        "aim rollups verify: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    Ok(status.status.success())
+}
+
+async fn restart(mut s: Suite) -> anyhow::Result<bool> {
+    let (observed, _stop, load) = start_load(&s, Duration::from_secs(75));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut last_restart = Instant::now();
+    let mut outages = Vec::new();
+    let load_started = Instant::now() - Duration::from_secs(5);
+    for i in 0..10 {
+        let mode = if i % 2 == 0 {
+            ShutdownMode::Fast
+        } else {
+            ShutdownMode::Immediate
+        };
+        let from = load_started.elapsed().as_secs_f64();
+        s.cluster.restart(mode, Duration::from_secs(2)).await?;
+        outages.push((from, load_started.elapsed().as_secs_f64()));
+        last_restart = Instant::now();
+        println!(
+            "restart {} ({mode:?}) done at {:.1} s",
+            i + 1,
+            load_started.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    load.await?;
+    let observed = finish(&observed).await;
+    let drain = drained(&s.http, &s.service.base(), Duration::from_secs(60)).await;
+    let since_last = last_restart.elapsed();
+    let baseline = p99(observed
+        .fast_route
+        .iter()
+        .filter(|(t, _)| *t < 5.0)
+        .map(|(_, l)| *l));
+    let during = p99(observed
+        .fast_route
+        .iter()
+        .filter(|(t, _)| outages.iter().any(|(a, b)| t >= a && t <= b))
+        .map(|(_, l)| *l));
+    let rss = s.service.peak_rss_kib();
+    let (lost, duplicated) = report(
+        &s,
+        &observed,
+        &[
+            (
+                "spool empty",
+                match &drain {
+                    Ok(_) => format!("{:.1} s after the last restart", since_last.as_secs_f64()),
+                    Err(e) => e.to_string(),
+                },
+            ),
+            (
+                "p99 of the no-database route before the restarts",
+                format!("{baseline:?}"),
+            ),
+            (
+                "p99 of the no-database route while PostgreSQL was down",
+                format!("{during:?}"),
+            ),
+            (
+                "p99 ratio",
+                format!(
+                    "{:.2}",
+                    during.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+                ),
+            ),
+            (
+                "peak RSS",
+                rss.map_or("unknown".into(), |k| {
+                    format!("{:.1} MiB", k as f64 / 1024.0)
+                }),
+            ),
+        ],
+    )
+    .await?;
+    let clean = verify_rollups(&s).await?;
+    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
+    s.service.wait().await?;
+    s.cluster.stop().await?;
+    Ok(lost == 0 && duplicated == 0 && drain.is_ok() && clean)
+}
+
+async fn sigterm(mut s: Suite) -> anyhow::Result<bool> {
+    let (observed, _stop, load) = start_load(&s, Duration::from_secs(12));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let rss = s.service.peak_rss_kib();
+    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
+    let exit = s.service.wait().await?;
+    load.await?;
+    let observed = finish(&observed).await;
+    // Restarted only to read the counters and run the oracle against a live service.
+    s.service.start(&s.http).await?;
+    let (lost, duplicated) = report(
+        &s,
+        &observed,
+        &[
+            ("exit status", exit.to_string()),
+            (
+                "peak RSS",
+                rss.map_or("unknown".into(), |k| {
+                    format!("{:.1} MiB", k as f64 / 1024.0)
+                }),
+            ),
+        ],
+    )
+    .await?;
+    let clean = verify_rollups(&s).await?;
+    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
+    s.service.wait().await?;
+    s.cluster.stop().await?;
+    Ok(lost == 0 && duplicated == 0 && exit.success() && clean)
+}
+
+async fn kill9(mut s: Suite) -> anyhow::Result<bool> {
+    let (observed, stop, load) = start_load(&s, Duration::from_secs(120));
+    let mut restarts = Vec::new();
+    let mut peak_rss = 0;
+    for i in 0..20u64 {
+        // "Random" moments, reproducible: 0.5–2.4 s apart.
+        let wait = 500 + (i * 7_919 % 20) * 100;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        peak_rss = peak_rss.max(s.service.peak_rss_kib().unwrap_or(0));
+        s.service.signal(nix::sys::signal::Signal::SIGKILL)?;
+        s.service.wait().await?;
+        restarts.push(s.service.start(&s.http).await?);
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.await?;
+    let observed = finish(&observed).await;
+    let drain = drained(&s.http, &s.service.base(), Duration::from_secs(60)).await;
+    let slowest = restarts.iter().max().copied().unwrap_or_default();
+    let (_, duplicated) = report(
+        &s,
+        &observed,
+        &[
+            ("restarts", restarts.len().to_string()),
+            ("slowest restart to ready", format!("{slowest:?}")),
+            (
+                "spool empty afterwards",
+                drain
+                    .as_ref()
+                    .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
+            ),
+            ("peak RSS", format!("{:.1} MiB", peak_rss as f64 / 1024.0)),
+        ],
+    )
+    .await?;
+    let clean = verify_rollups(&s).await?;
+    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
+    s.service.wait().await?;
+    s.cluster.stop().await?;
+    Ok(duplicated == 0 && slowest <= Duration::from_secs(5) && drain.is_ok() && clean)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    let scenario = std::env::args().nth(1).unwrap_or_default();
+    let run = match scenario.as_str() {
+        "restart" | "sigterm" | "kill9" => scenario.clone(),
+        _ => bail!("usage: aim-faults restart|sigterm|kill9"),
+    };
+    println!(
+        "== {run} ({})",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    let s = suite().await?;
+    let passed = match run.as_str() {
+        "restart" => restart(s).await?,
+        "sigterm" => sigterm(s).await?,
+        _ => kill9(s).await?,
+    };
+    println!("{}", if passed { "PASSED" } else { "FAILED" });
+    Ok(if passed {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
