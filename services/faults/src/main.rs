@@ -321,19 +321,28 @@ async fn metric(http: &Http, port: u16, name: &str) -> anyhow::Result<f64> {
         .sum())
 }
 
-/// Waits until the service's queue and spool are empty; returns how long that took.
-async fn drained(http: &Http, base: &str, within: Duration) -> anyhow::Result<Duration> {
+/// Waits until nothing is queued, in a writer's hands or spooled, twice in a row half a second
+/// apart; returns how long that took.
+async fn drained(http: &Http, metrics_port: u16, within: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
+    let mut quiet = 0;
     while started.elapsed() < within {
-        if let Ok((200, body)) = get(http, &format!("{base}/api/v1/status"), None, None).await {
-            let pipeline = &json(&body)?["pipeline"];
-            if pipeline["spool_bytes"] == 0 && pipeline["queue_depth"] == 0 {
-                return Ok(started.elapsed());
-            }
+        let mut pending = 0.0;
+        for name in [
+            "aim_analytics_queue_depth",
+            "aim_analytics_events_in_flight",
+            "aim_analytics_spool_frames",
+            "aim_analytics_spool_bytes",
+        ] {
+            pending += metric(http, metrics_port, name).await.unwrap_or(1.0);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        quiet = if pending == 0.0 { quiet + 1 } else { 0 };
+        if quiet == 2 {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    bail!("the spool did not drain within {within:?}")
+    bail!("the queue and spool did not drain within {within:?}")
 }
 
 /// The cluster's URLs name the socket folder in a `host` query parameter, as sqlx reads them;
@@ -576,7 +585,7 @@ async fn restart(mut s: Suite) -> anyhow::Result<bool> {
     }
     load.await?;
     let observed = finish(&observed).await;
-    let drain = drained(&s.http, &s.service.base(), Duration::from_secs(60)).await;
+    let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
     let since_last = last_restart.elapsed();
     let baseline = p99(observed
         .fast_route
@@ -628,7 +637,21 @@ async fn restart(mut s: Suite) -> anyhow::Result<bool> {
     s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
     s.service.wait().await?;
     s.cluster.stop().await?;
-    Ok(lost == 0 && duplicated == 0 && drain.is_ok() && clean)
+    let latency_ok = during.as_secs_f64() <= 1.2 * baseline.as_secs_f64();
+    let drained_in_time = drain.is_ok() && since_last <= Duration::from_secs(60);
+    println!(
+        "targets: 0 lost {}, 0 duplicated {}, spool empty within 60 s {}, rollups clean {}, p99 within 1.2× {}",
+        mark(lost == 0),
+        mark(duplicated == 0),
+        mark(drained_in_time),
+        mark(clean),
+        mark(latency_ok)
+    );
+    Ok(lost == 0 && duplicated == 0 && drained_in_time && clean && latency_ok)
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT MET" }
 }
 
 async fn sigterm(mut s: Suite) -> anyhow::Result<bool> {
@@ -678,7 +701,7 @@ async fn kill9(mut s: Suite) -> anyhow::Result<bool> {
     stop.store(true, Ordering::Relaxed);
     load.await?;
     let observed = finish(&observed).await;
-    let drain = drained(&s.http, &s.service.base(), Duration::from_secs(60)).await;
+    let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
     let slowest = restarts.iter().max().copied().unwrap_or_default();
     let (_, duplicated) = report(
         &s,

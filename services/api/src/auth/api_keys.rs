@@ -3,8 +3,11 @@
 //! database never sees a usable key.
 //!
 //! Checks are cached in memory for `AIM_API_KEY_CACHE_TTL_S`: an agent call costs no database
-//! round trip to authenticate and still authenticates while the database is briefly
-//! unreachable. A revocation evicts the key here at once; other replicas notice within the TTL.
+//! round trip to authenticate. Past that, the key is checked again; should the database be
+//! unreachable then, a check less than [`STALE_LIMIT`] old still authenticates the key, so
+//! agents' calls keep working (and keep being recorded) through a database outage. A revocation
+//! evicts the key here at once; other replicas notice within the TTL, or, when the revocation
+//! was made just before an outage, once the database answers again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -67,6 +70,8 @@ pub struct ValidKey {
     pub agent_id: Uuid,
     pub organization_id: Uuid,
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the database last said the key was usable.
+    checked_at: std::time::Instant,
     /// Unix seconds of the last `last_used_at` write, shared by every clone of this entry.
     last_touch: Arc<AtomicI64>,
 }
@@ -78,6 +83,7 @@ impl ValidKey {
             agent_id: owner.agent_id,
             organization_id: owner.organization_id,
             expires_at: owner.expires_at,
+            checked_at: std::time::Instant::now(),
             last_touch: Arc::new(AtomicI64::new(0)),
         }
     }
@@ -106,9 +112,22 @@ pub fn usable(owner: &aim_store::model::KeyOwner, now: DateTime<Utc>) -> bool {
         && owner.agent_status != aim_store::model::AgentStatus::Revoked
 }
 
+/// How long a key check keeps authenticating while the database cannot be asked again.
+pub const STALE_LIMIT: Duration = Duration::from_secs(3_600);
+
+/// What the cache knows of a key.
+pub enum Lookup {
+    /// Checked within the TTL: use it.
+    Fresh(ValidKey),
+    /// Checked longer ago: check again, and use it only if the database cannot answer.
+    Stale(ValidKey),
+    Unknown,
+}
+
 #[derive(Clone)]
 pub struct KeyCache {
     entries: Cache<KeyHash, ValidKey>,
+    fresh_for: Duration,
 }
 
 impl KeyCache {
@@ -116,14 +135,19 @@ impl KeyCache {
         Self {
             entries: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
-                .time_to_live(ttl)
+                .time_to_live(STALE_LIMIT.max(ttl))
                 .support_invalidation_closures()
                 .build(),
+            fresh_for: ttl,
         }
     }
 
-    pub fn get(&self, hash: &KeyHash) -> Option<ValidKey> {
-        self.entries.get(hash)
+    pub fn lookup(&self, hash: &KeyHash) -> Lookup {
+        match self.entries.get(hash) {
+            Some(key) if key.checked_at.elapsed() < self.fresh_for => Lookup::Fresh(key),
+            Some(key) => Lookup::Stale(key),
+            None => Lookup::Unknown,
+        }
     }
 
     pub fn insert(&self, hash: KeyHash, key: ValidKey) {

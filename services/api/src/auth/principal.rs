@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, header};
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::api_keys::{self, ValidKey};
+use super::api_keys::{self, Lookup, ValidKey};
 use super::jwt::TokenType;
 use crate::error::ApiError;
 use crate::middleware::analytics::{AnalyticsSlot, Attribution};
@@ -162,17 +162,26 @@ async fn authenticate_user(state: &AppState, token: &str) -> Result<Principal, A
 async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
     let hash = api_keys::hash(key);
     let now = Utc::now();
-    let valid = match state.key_cache().get(&hash) {
-        Some(cached) => cached,
-        None => {
-            let owner = aim_store::api_keys::owner_by_hash(&state.db, &hash)
-                .await?
-                .filter(|owner| api_keys::usable(owner, now))
-                .ok_or(ApiError::Unauthorized)?;
-            let valid = ValidKey::new(&owner);
-            state.key_cache().insert(hash, valid.clone());
-            valid
-        }
+    let valid = match state.key_cache().lookup(&hash) {
+        Lookup::Fresh(cached) => cached,
+        known => match aim_store::api_keys::owner_by_hash(&state.db, &hash).await {
+            Ok(owner) => {
+                let Some(owner) = owner.filter(|owner| api_keys::usable(owner, now)) else {
+                    state.key_cache().evict(&hash);
+                    return Err(ApiError::Unauthorized);
+                };
+                let valid = ValidKey::new(&owner);
+                state.key_cache().insert(hash, valid.clone());
+                valid
+            }
+            // The database cannot say otherwise: an earlier check stands, so the agent's calls
+            // keep working (and keep being recorded) through the outage.
+            Err(e) if e.is_unavailable() => match known {
+                Lookup::Stale(cached) => cached,
+                _ => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        },
     };
     if valid.expired(now) {
         state.key_cache().evict(&hash);

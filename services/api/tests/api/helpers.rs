@@ -181,12 +181,17 @@ impl TestApp {
 
     /// The app's pool goes through a [`FaultProxy`]; `self.proxy()` breaks it.
     pub async fn spawn_behind_proxy() -> Self {
+        Self::spawn_behind_proxy_with(&[]).await
+    }
+
+    /// [`TestApp::spawn_behind_proxy`] with configuration variables set.
+    pub async fn spawn_behind_proxy_with(overrides: &[(&str, &str)]) -> Self {
         let db = TestDatabase::create().await;
         let proxy = db.proxy().await;
         let url = db.url_via(&proxy);
         let pool = aim_store::connect_lazy(&url, &settings()).expect("pool");
         let spool = tempfile::tempdir().expect("spool");
-        let (state, pipeline) = state(pool.clone(), &config(&[]), &url, spool.path());
+        let (state, pipeline) = state(pool.clone(), &config(overrides), &url, spool.path());
         Self {
             router: app(state),
             pool,

@@ -252,6 +252,38 @@ async fn cached_keys_authenticate_while_the_database_is_down() {
 }
 
 #[tokio::test]
+async fn a_key_checked_before_an_outage_outlives_the_ttl_until_the_database_answers() {
+    let app = TestApp::spawn_behind_proxy_with(&[("AIM_API_KEY_CACHE_TTL_S", "1")]).await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id").to_owned();
+    let key = app.key(&admin.token, &id).await;
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::OK
+    );
+    app.proxy().cut();
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    // Past the TTL the key is checked again; the database cannot answer, so the earlier check
+    // stands: authenticated (a 400 from validation, not a 503 from authentication).
+    let stale = app.get_as("/api/v1/verifications?limit=0", &key).await;
+    assert_eq!(stale.status, StatusCode::BAD_REQUEST, "{}", stale.body);
+    app.proxy().resume();
+    // Once it answers, the check is fresh again; a revocation then applies at the next check.
+    let revoke = app
+        .call(
+            axum::http::Method::DELETE,
+            &format!("/api/v1/agents/{id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert!(revoke.status.is_success(), "{}", revoke.body);
+    let revoked = app.get_as("/api/v1/verifications?limit=0", &key).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED, "{}", revoked.body);
+}
+
+#[tokio::test]
 async fn agent_keys_are_rate_limited() {
     let app = TestApp::spawn_with(&[("AIM_AGENT_RATE_LIMIT_PER_S", "2")]).await;
     let admin = app.organization("acme").await;
