@@ -178,13 +178,21 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_capped_and_validated() {
+    fn limits_are_validated() {
+        assert!(
+            Pagination {
+                limit: Some(MAX_LIMIT + 1),
+                offset: None,
+            }
+            .page()
+            .is_err()
+        );
         let page = Pagination {
-            limit: Some(10_000),
+            limit: Some(MAX_LIMIT),
             offset: None,
         }
         .page()
-        .expect("capped");
+        .expect("the maximum");
         assert_eq!((page.limit, page.offset), (MAX_LIMIT, 0));
         let page = Pagination::default().page().expect("defaults");
         assert_eq!(page.limit, DEFAULT_LIMIT);
