@@ -6,6 +6,7 @@
 //! target/release/aim-faults restart   # PostgreSQL restarted 10 times in 60 s
 //! target/release/aim-faults sigterm   # SIGTERM under load
 //! target/release/aim-faults kill9     # kill -9 20 times, restarted each time
+//! target/release/aim-faults slowdb    # tables locked for 10 s under load
 //! ```
 //!
 //! The oracle is exact: every request carries a unique `x-request-id`; the driver keeps the ids
@@ -654,6 +655,112 @@ fn mark(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT MET" }
 }
 
+/// A slow database: an exclusive lock held on `api_calls` for 10 s (every COPY waits), then one
+/// on `agent_activity_metrics` for 10 s (every rollup step waits), under load.
+async fn slowdb(mut s: Suite) -> anyhow::Result<bool> {
+    let (observed, _stop, load) = start_load(&s, Duration::from_secs(35));
+    let load_started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (locker, connection) = postgres_config(&s.service.database_url)?
+        .connect(tokio_postgres::NoTls)
+        .await?;
+    tokio::spawn(connection);
+    let mut windows = Vec::new();
+    for table in ["api_calls", "agent_activity_metrics"] {
+        let from = load_started.elapsed().as_secs_f64();
+        locker
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(10); COMMIT"
+            ))
+            .await?;
+        windows.push((from, load_started.elapsed().as_secs_f64()));
+        println!(
+            "{table} locked from {from:.1} s to {:.1} s",
+            load_started.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    load.await?;
+    let observed = finish(&observed).await;
+    let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
+    let baseline = p99(observed
+        .fast_route
+        .iter()
+        .filter(|(t, _)| *t < 5.0)
+        .map(|(_, l)| *l));
+    let during = p99(observed
+        .fast_route
+        .iter()
+        .filter(|(t, _)| windows.iter().any(|(a, b)| t >= a && t <= b))
+        .map(|(_, l)| *l));
+    let spooled = metric(
+        &s.http,
+        s.service.metrics_port,
+        "aim_analytics_events_spooled_total",
+    )
+    .await?;
+    let dropped = metric(
+        &s.http,
+        s.service.metrics_port,
+        "aim_analytics_events_dropped_total",
+    )
+    .await?;
+    let rss = s.service.peak_rss_kib();
+    let (lost, duplicated) = report(
+        &s,
+        &observed,
+        &[
+            (
+                "events spooled while the writers were blocked",
+                format!("{spooled}"),
+            ),
+            (
+                "queue and spool empty afterwards",
+                drain
+                    .as_ref()
+                    .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
+            ),
+            (
+                "p99 of the no-database route before the locks",
+                format!("{baseline:?}"),
+            ),
+            (
+                "p99 of the no-database route while a lock was held",
+                format!("{during:?}"),
+            ),
+            (
+                "p99 ratio",
+                format!(
+                    "{:.2}",
+                    during.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+                ),
+            ),
+            (
+                "peak RSS",
+                rss.map_or("unknown".into(), |k| {
+                    format!("{:.1} MiB", k as f64 / 1024.0)
+                }),
+            ),
+        ],
+    )
+    .await?;
+    let clean = verify_rollups(&s).await?;
+    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
+    s.service.wait().await?;
+    s.cluster.stop().await?;
+    let latency_ok = during.as_secs_f64() <= 1.2 * baseline.as_secs_f64();
+    println!(
+        "targets: nothing lost {}, 0 duplicated {}, no drops {}, drained {}, rollups clean {}, p99 within 1.2× {}",
+        mark(lost == 0),
+        mark(duplicated == 0),
+        mark(dropped == 0.0),
+        mark(drain.is_ok()),
+        mark(clean),
+        mark(latency_ok)
+    );
+    Ok(lost == 0 && duplicated == 0 && dropped == 0.0 && drain.is_ok() && clean && latency_ok)
+}
+
 async fn sigterm(mut s: Suite) -> anyhow::Result<bool> {
     let (observed, _stop, load) = start_load(&s, Duration::from_secs(12));
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -730,8 +837,8 @@ async fn kill9(mut s: Suite) -> anyhow::Result<bool> {
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let scenario = std::env::args().nth(1).unwrap_or_default();
     let run = match scenario.as_str() {
-        "restart" | "sigterm" | "kill9" => scenario.clone(),
-        _ => bail!("usage: aim-faults restart|sigterm|kill9"),
+        "restart" | "sigterm" | "kill9" | "slowdb" => scenario.clone(),
+        _ => bail!("usage: aim-faults restart|sigterm|kill9|slowdb"),
     };
     println!(
         "== {run} ({})",
@@ -741,6 +848,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     let passed = match run.as_str() {
         "restart" => restart(s).await?,
         "sigterm" => sigterm(s).await?,
+        "slowdb" => slowdb(s).await?,
         _ => kill9(s).await?,
     };
     println!("{}", if passed { "PASSED" } else { "FAILED" });

@@ -45,7 +45,9 @@ impl WriteError {
     }
 }
 
-/// Connection loss, server shutdown, resource exhaustion, conflicts: nothing about the rows.
+/// Connection loss, server shutdown, resource exhaustion, conflicts, timeouts (a statement
+/// cancelled by `statement_timeout` is class 57, a `lock_timeout` is 55P03): nothing about the
+/// rows.
 fn is_transient(e: &Error) -> bool {
     if e.is_closed() {
         return true;
@@ -55,9 +57,10 @@ fn is_transient(e: &Error) -> bool {
         None => true,
         Some(state) => {
             let code = state.code();
-            ["08", "53", "57", "58", "40"]
-                .iter()
-                .any(|class| code.starts_with(class))
+            code == "55P03"
+                || ["08", "53", "57", "58", "40"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
         }
     }
 }

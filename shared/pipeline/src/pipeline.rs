@@ -54,6 +54,24 @@ pub struct PipelineConfig {
 /// (`docs/benchmarks.md`). Under a light load the flush interval ends batches long before.
 pub const DEFAULT_BATCH_MAX: usize = 50_000;
 
+/// How long one statement of a batch may run. A writer stuck behind a lock (a long migration, an
+/// operator's `LOCK TABLE`) gives up and spools its batch instead of letting the queue fill up
+/// and drop events; the replayer writes it once the statement goes through again. A batch of
+/// 50,000 events takes well under a second.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The writers' connection settings plus [`STATEMENT_TIMEOUT`], after any `options` the URL
+/// already carries.
+fn with_statement_timeout(mut database: tokio_postgres::Config) -> tokio_postgres::Config {
+    let timeout = format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis());
+    let options = match database.get_options() {
+        Some(existing) if !existing.is_empty() => format!("{existing} {timeout}"),
+        _ => timeout,
+    };
+    database.options(&options);
+    database
+}
+
 const PROBE_MIN: Duration = Duration::from_millis(100);
 const PROBE_MAX: Duration = Duration::from_secs(5);
 
@@ -149,7 +167,7 @@ impl Pipeline {
         let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
         recover(&spool, &stats)?;
         let manager = deadpool_postgres::Manager::from_config(
-            database,
+            with_statement_timeout(database),
             tokio_postgres::NoTls,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
