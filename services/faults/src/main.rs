@@ -7,6 +7,7 @@
 //! target/release/aim-faults sigterm   # SIGTERM under load
 //! target/release/aim-faults kill9     # kill -9 20 times, restarted each time
 //! target/release/aim-faults slowdb    # tables locked for 10 s under load
+//! target/release/aim-faults spoolfull # a 2 MiB spool while the database is down for 15 s
 //! ```
 //!
 //! The oracle is exact: every request carries a unique `x-request-id`; the driver keeps the ids
@@ -45,6 +46,8 @@ struct Service {
     metrics_port: u16,
     child: Option<tokio::process::Child>,
     log: PathBuf,
+    /// Extra settings a suite needs (a small spool, say).
+    env: Vec<(String, String)>,
 }
 
 impl Service {
@@ -74,6 +77,7 @@ impl Service {
             .env("AIM_AGENT_RATE_LIMIT_PER_S", "0")
             .env("AIM_LOG_FORMAT", "json")
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -463,6 +467,7 @@ async fn suite() -> anyhow::Result<Suite> {
         metrics_port: free()?,
         child: None,
         log: work.path().join("aim.log"),
+        env: Vec::new(),
     };
     service.start(&http).await?;
     let (agent, key) = provision(&http, &service.base()).await?;
@@ -655,6 +660,107 @@ fn mark(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT MET" }
 }
 
+/// The spool at its cap while the database is down: drops are counted as `spool_full`, nothing
+/// crashes, and once the database is back the spool is replayed and new calls are written.
+async fn spoolfull(mut s: Suite) -> anyhow::Result<bool> {
+    // A 2 MiB spool: a few seconds of this load.
+    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
+    s.service.wait().await?;
+    s.service.env.push((
+        "AIM_ANALYTICS_SPOOL_MAX_BYTES".into(),
+        (2 * 1024 * 1024).to_string(),
+    ));
+    s.service.start(&s.http).await?;
+    let (observed, _stop, load) = start_load(&s, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Down for 15 s: the spool fills within a few seconds, then batches are dropped. Ten seconds
+    // in, the service must still answer.
+    let health = {
+        let (http, base) = (s.http.clone(), s.service.base());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            matches!(
+                get(&http, &format!("{base}/health"), None, None).await,
+                Ok((200, _))
+            )
+        })
+    };
+    s.cluster
+        .restart(ShutdownMode::Fast, Duration::from_secs(15))
+        .await?;
+    let alive_during = health.await?;
+    load.await?;
+    let observed = finish(&observed).await;
+    let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
+    let full = metric_labelled(
+        &s.http,
+        s.service.metrics_port,
+        "aim_analytics_events_dropped_total",
+        "reason=\"spool_full\"",
+    )
+    .await?;
+    let dropped = metric(
+        &s.http,
+        s.service.metrics_port,
+        "aim_analytics_events_dropped_total",
+    )
+    .await?;
+    let rss = s.service.peak_rss_kib();
+    let (lost, duplicated) = report(
+        &s,
+        &observed,
+        &[
+            ("dropped as spool_full", format!("{full}")),
+            ("alive while the spool was full", alive_during.to_string()),
+            (
+                "queue and spool empty after the database returned",
+                drain
+                    .as_ref()
+                    .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
+            ),
+            (
+                "peak RSS",
+                rss.map_or("unknown".into(), |k| {
+                    format!("{:.1} MiB", k as f64 / 1024.0)
+                }),
+            ),
+        ],
+    )
+    .await?;
+    let clean = verify_rollups(&s).await?;
+    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
+    s.service.wait().await?;
+    s.cluster.stop().await?;
+    // Every lost call must be a counted drop, and they must all be spool_full.
+    let accounted = lost as f64 == dropped && dropped == full;
+    println!(
+        "targets: drops counted as spool_full {}, every lost call counted {}, no crash {}, recovered {}, 0 duplicated {}, rollups clean {}",
+        mark(full > 0.0),
+        mark(accounted),
+        mark(alive_during),
+        mark(drain.is_ok()),
+        mark(duplicated == 0),
+        mark(clean)
+    );
+    Ok(full > 0.0 && accounted && alive_during && drain.is_ok() && duplicated == 0 && clean)
+}
+
+/// The sum of a metric's series whose labels contain `label`.
+async fn metric_labelled(http: &Http, port: u16, name: &str, label: &str) -> anyhow::Result<f64> {
+    let (_, text) = get(
+        http,
+        &format!("http://127.0.0.1:{port}/metrics"),
+        None,
+        None,
+    )
+    .await?;
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
 /// A slow database: an exclusive lock held on `api_calls` for 10 s (every COPY waits), then one
 /// on `agent_activity_metrics` for 10 s (every rollup step waits), under load.
 async fn slowdb(mut s: Suite) -> anyhow::Result<bool> {
@@ -837,8 +943,8 @@ async fn kill9(mut s: Suite) -> anyhow::Result<bool> {
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let scenario = std::env::args().nth(1).unwrap_or_default();
     let run = match scenario.as_str() {
-        "restart" | "sigterm" | "kill9" | "slowdb" => scenario.clone(),
-        _ => bail!("usage: aim-faults restart|sigterm|kill9|slowdb"),
+        "restart" | "sigterm" | "kill9" | "slowdb" | "spoolfull" => scenario.clone(),
+        _ => bail!("usage: aim-faults restart|sigterm|kill9|slowdb|spoolfull"),
     };
     println!(
         "== {run} ({})",
@@ -849,6 +955,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         "restart" => restart(s).await?,
         "sigterm" => sigterm(s).await?,
         "slowdb" => slowdb(s).await?,
+        "spoolfull" => spoolfull(s).await?,
         _ => kill9(s).await?,
     };
     println!("{}", if passed { "PASSED" } else { "FAILED" });
