@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -327,30 +327,38 @@ fn recover(spool: &Spool, stats: &PipelineStats) -> Result<(), SpoolError> {
 
 /// Takes the next batch: waits for a first event, then takes more until `max` or until
 /// `flush_after` has passed since the first. When closing, waits no longer: returns what is
-/// queued, and `None` once the queue is empty.
+/// queued, and `None` once the queue is empty. Every event taken is counted in `in_flight` at
+/// once, so one that waits in a batch still being gathered is never missing from the accounting.
 pub(crate) async fn next_batch(
     rx: &flume::Receiver<ApiCallEvent>,
     max: usize,
     flush_after: Duration,
     closing: &CancellationToken,
+    in_flight: &AtomicI64,
 ) -> Option<Vec<ApiCallEvent>> {
     let first = tokio::select! {
         biased;
         received = rx.recv_async() => received.ok()?,
         () = closing.cancelled() => rx.try_recv().ok()?,
     };
+    in_flight.fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + flush_after;
     let mut batch = Vec::with_capacity(max.min(4096));
     batch.push(first);
     while batch.len() < max {
+        let before = batch.len();
         batch.extend(rx.try_iter().take(max - batch.len()));
+        in_flight.fetch_add((batch.len() - before) as i64, Ordering::Relaxed);
         if batch.len() >= max || closing.is_cancelled() {
             break;
         }
         tokio::select! {
             biased;
             received = timeout_at(deadline, rx.recv_async()) => match received {
-                Ok(Ok(event)) => batch.push(event),
+                Ok(Ok(event)) => {
+                    batch.push(event);
+                    in_flight.fetch_add(1, Ordering::Relaxed);
+                }
                 _ => break,
             },
             () = closing.cancelled() => {}
@@ -361,10 +369,15 @@ pub(crate) async fn next_batch(
 
 async fn run_writer(shared: Arc<Shared>, rx: flume::Receiver<ApiCallEvent>) {
     let max = shared.config.batch_max.max(1);
-    while let Some(events) = next_batch(&rx, max, shared.config.flush_after, &shared.closing).await
+    while let Some(events) = next_batch(
+        &rx,
+        max,
+        shared.config.flush_after,
+        &shared.closing,
+        &shared.stats.in_flight,
+    )
+    .await
     {
-        let n = events.len() as i64;
-        shared.stats.in_flight.fetch_add(n, Ordering::Relaxed);
         deliver(&shared, Uuid::now_v7(), events).await;
     }
 }
@@ -685,7 +698,7 @@ mod tests {
                 closing.cancel();
                 let mut sizes = Vec::new();
                 let mut seen = Vec::new();
-                while let Some(batch) = next_batch(&rx, max, Duration::from_secs(3600), &closing).await {
+                while let Some(batch) = next_batch(&rx, max, Duration::from_secs(3600), &closing, &AtomicI64::new(0)).await {
                     sizes.push(batch.len());
                     seen.extend(batch.iter().map(|e| e.request_size_bytes));
                 }
@@ -702,9 +715,15 @@ mod tests {
         let closing = CancellationToken::new();
         tx.send(event(0)).expect("queued");
         let started = Instant::now();
-        let batch = next_batch(&rx, 100, Duration::from_millis(250), &closing)
-            .await
-            .expect("a batch");
+        let batch = next_batch(
+            &rx,
+            100,
+            Duration::from_millis(250),
+            &closing,
+            &AtomicI64::new(0),
+        )
+        .await
+        .expect("a batch");
         assert_eq!(batch.len(), 1);
         assert_eq!(
             started.elapsed(),
@@ -715,9 +734,15 @@ mod tests {
         for i in 0..10 {
             tx.send(event(i)).expect("queued");
         }
-        let batch = next_batch(&rx, 4, Duration::from_secs(60), &closing)
-            .await
-            .expect("a batch");
+        let batch = next_batch(
+            &rx,
+            4,
+            Duration::from_secs(60),
+            &closing,
+            &AtomicI64::new(0),
+        )
+        .await
+        .expect("a batch");
         assert_eq!(batch.len(), 4, "flushed on size at once");
     }
 }
