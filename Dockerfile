@@ -10,11 +10,13 @@ COPY services/api/Cargo.toml services/api/
 COPY shared/store/Cargo.toml shared/store/build.rs shared/store/
 COPY shared/local-pg/Cargo.toml shared/local-pg/
 COPY shared/pipeline/Cargo.toml shared/pipeline/
+COPY services/faults/Cargo.toml services/faults/
 RUN set -eu; \
-    for dir in services/api shared/store shared/local-pg shared/pipeline; do \
+    for dir in services/api services/faults shared/store shared/local-pg shared/pipeline; do \
       mkdir -p "$dir/src" "$dir/benches"; touch "$dir/src/lib.rs"; \
     done; \
     echo 'fn main() {}' > services/api/src/main.rs; \
+    echo 'fn main() {}' > services/faults/src/main.rs; \
     mkdir -p services/api/tests/api migrations; touch services/api/tests/api/main.rs; \
     echo 'fn main() {}' > services/api/benches/analytics.rs; \
     echo 'fn main() {}' > shared/pipeline/benches/ingest.rs; \
