@@ -566,7 +566,17 @@ async fn verify_rollups(s: &Suite) -> anyhow::Result<bool> {
     Ok(status.status.success())
 }
 
-async fn restart(mut s: Suite) -> anyhow::Result<bool> {
+/// Every suite's end: `aim rollups verify` over the run's days, then the service and the cluster
+/// stopped. Returns whether the rollups were clean.
+async fn finish_suite(mut s: Suite) -> anyhow::Result<bool> {
+    let clean = verify_rollups(&s).await?;
+    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
+    s.service.wait().await?;
+    s.cluster.stop().await?;
+    Ok(clean)
+}
+
+async fn restart(s: Suite) -> anyhow::Result<bool> {
     let (observed, _stop, load) = start_load(&s, Duration::from_secs(75));
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut last_restart = Instant::now();
@@ -639,10 +649,7 @@ async fn restart(mut s: Suite) -> anyhow::Result<bool> {
         ],
     )
     .await?;
-    let clean = verify_rollups(&s).await?;
-    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
-    s.service.wait().await?;
-    s.cluster.stop().await?;
+    let clean = finish_suite(s).await?;
     let latency_ok = during.as_secs_f64() <= 1.2 * baseline.as_secs_f64();
     let drained_in_time = drain.is_ok() && since_last <= Duration::from_secs(60);
     println!(
@@ -727,10 +734,7 @@ async fn spoolfull(mut s: Suite) -> anyhow::Result<bool> {
         ],
     )
     .await?;
-    let clean = verify_rollups(&s).await?;
-    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
-    s.service.wait().await?;
-    s.cluster.stop().await?;
+    let clean = finish_suite(s).await?;
     // Every lost call must be a counted drop, and they must all be spool_full.
     let accounted = lost as f64 == dropped && dropped == full;
     println!(
@@ -763,7 +767,7 @@ async fn metric_labelled(http: &Http, port: u16, name: &str, label: &str) -> any
 
 /// A slow database: an exclusive lock held on `api_calls` for 10 s (every COPY waits), then one
 /// on `agent_activity_metrics` for 10 s (every rollup step waits), under load.
-async fn slowdb(mut s: Suite) -> anyhow::Result<bool> {
+async fn slowdb(s: Suite) -> anyhow::Result<bool> {
     let (observed, _stop, load) = start_load(&s, Duration::from_secs(35));
     let load_started = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -850,10 +854,7 @@ async fn slowdb(mut s: Suite) -> anyhow::Result<bool> {
         ],
     )
     .await?;
-    let clean = verify_rollups(&s).await?;
-    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
-    s.service.wait().await?;
-    s.cluster.stop().await?;
+    let clean = finish_suite(s).await?;
     let latency_ok = during.as_secs_f64() <= 1.2 * baseline.as_secs_f64();
     println!(
         "targets: nothing lost {}, 0 duplicated {}, no drops {}, drained {}, rollups clean {}, p99 within 1.2× {}",
@@ -891,10 +892,7 @@ async fn sigterm(mut s: Suite) -> anyhow::Result<bool> {
         ],
     )
     .await?;
-    let clean = verify_rollups(&s).await?;
-    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
-    s.service.wait().await?;
-    s.cluster.stop().await?;
+    let clean = finish_suite(s).await?;
     Ok(lost == 0 && duplicated == 0 && exit.success() && clean)
 }
 
@@ -932,10 +930,7 @@ async fn kill9(mut s: Suite) -> anyhow::Result<bool> {
         ],
     )
     .await?;
-    let clean = verify_rollups(&s).await?;
-    s.service.signal(nix::sys::signal::Signal::SIGTERM)?;
-    s.service.wait().await?;
-    s.cluster.stop().await?;
+    let clean = finish_suite(s).await?;
     Ok(duplicated == 0 && slowest <= Duration::from_secs(5) && drain.is_ok() && clean)
 }
 

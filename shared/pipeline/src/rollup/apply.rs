@@ -121,10 +121,10 @@ pub fn read_sql(table: Table) -> String {
     )
 }
 
-/// Upserts absolute traffic values. After the key arrays come six counts, the duration, the
-/// flat histograms, avg, p95 and each row's `[lo:hi]` slice of the flat histograms (trailing
-/// zero buckets are not sent; readers pad them back).
-pub fn upsert_sql(table: Table) -> String {
+/// The traffic parameters after a table's key arrays, as `unnest` arguments (six counts, the
+/// duration, avg, p95, the histogram bounds), and the flat histogram array, which is sliced per
+/// row rather than unnested.
+fn traffic_params(table: Table) -> (String, String) {
     let first = key_columns(table).len() + 1;
     let kinds = [
         (0, "int8"),
@@ -139,12 +139,19 @@ pub fn upsert_sql(table: Table) -> String {
         (10, "int4"),
         (11, "int4"),
     ];
-    let traffic_arrays = kinds
+    let arrays = kinds
         .iter()
         .map(|(offset, kind)| format!("${}::{kind}[]", first + offset))
         .collect::<Vec<_>>()
         .join(", ");
-    let histograms = format!("${}", first + 7);
+    (arrays, format!("${}", first + 7))
+}
+
+/// Upserts absolute traffic values. After the key arrays come six counts, the duration, the
+/// flat histograms, avg, p95 and each row's `[lo:hi]` slice of the flat histograms (trailing
+/// zero buckets are not sent; readers pad them back).
+pub fn upsert_sql(table: Table) -> String {
+    let (traffic_arrays, histograms) = traffic_params(table);
     let columns = traffic_columns(table);
     let set = columns
         .iter()
@@ -177,26 +184,7 @@ pub fn upsert_sql(table: Table) -> String {
 /// lock serialises every multi-row writer of these tables; the only other writers (a
 /// verification's counters, the daily snapshot) lock one row per table.
 pub fn update_sql(table: Table) -> String {
-    let first = key_columns(table).len() + 1;
-    let kinds = [
-        (0, "int8"),
-        (1, "int8"),
-        (2, "int8"),
-        (3, "int8"),
-        (4, "int8"),
-        (5, "int8"),
-        (6, "float8"),
-        (8, "float8"),
-        (9, "float8"),
-        (10, "int4"),
-        (11, "int4"),
-    ];
-    let traffic_arrays = kinds
-        .iter()
-        .map(|(offset, kind)| format!("${}::{kind}[]", first + offset))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let histograms = format!("${}", first + 7);
+    let (traffic_arrays, histograms) = traffic_params(table);
     let values = [
         "u.c".to_owned(),
         "u.e".to_owned(),
