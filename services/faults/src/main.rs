@@ -399,6 +399,23 @@ async fn oracle(database_url: &str, answered: &[u64]) -> anyhow::Result<(u64, u6
     Ok((lost, duplicated, stored.len() as u64))
 }
 
+/// p99 of the no-database route in the first 5 s (before any fault) and inside the fault
+/// `windows` (seconds since the load started).
+fn latency(observed: &Observed, windows: &[(f64, f64)]) -> (Duration, Duration) {
+    let route = || observed.fast_route.iter();
+    let baseline = p99(route().filter(|(t, _)| *t < 5.0).map(|(_, l)| *l));
+    let during = p99(route()
+        .filter(|(t, _)| windows.iter().any(|(a, b)| t >= a && t <= b))
+        .map(|(_, l)| *l));
+    (baseline, during)
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("unknown".into(), |k| {
+        format!("{:.1} MiB", k as f64 / 1024.0)
+    })
+}
+
 fn p99(latencies: impl Iterator<Item = Duration>) -> Duration {
     let mut all: Vec<Duration> = latencies.collect();
     if all.is_empty() {
@@ -603,16 +620,7 @@ async fn restart(s: Suite) -> anyhow::Result<bool> {
     let observed = finish(&observed).await;
     let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
     let since_last = last_restart.elapsed();
-    let baseline = p99(observed
-        .fast_route
-        .iter()
-        .filter(|(t, _)| *t < 5.0)
-        .map(|(_, l)| *l));
-    let during = p99(observed
-        .fast_route
-        .iter()
-        .filter(|(t, _)| outages.iter().any(|(a, b)| t >= a && t <= b))
-        .map(|(_, l)| *l));
+    let (baseline, during) = latency(&observed, &outages);
     let rss = s.service.peak_rss_kib();
     let (lost, duplicated) = report(
         &s,
@@ -640,12 +648,7 @@ async fn restart(s: Suite) -> anyhow::Result<bool> {
                     during.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
                 ),
             ),
-            (
-                "peak RSS",
-                rss.map_or("unknown".into(), |k| {
-                    format!("{:.1} MiB", k as f64 / 1024.0)
-                }),
-            ),
+            ("peak RSS", mib(rss)),
         ],
     )
     .await?;
@@ -725,12 +728,7 @@ async fn spoolfull(mut s: Suite) -> anyhow::Result<bool> {
                     .as_ref()
                     .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
             ),
-            (
-                "peak RSS",
-                rss.map_or("unknown".into(), |k| {
-                    format!("{:.1} MiB", k as f64 / 1024.0)
-                }),
-            ),
+            ("peak RSS", mib(rss)),
         ],
     )
     .await?;
@@ -793,16 +791,7 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
     load.await?;
     let observed = finish(&observed).await;
     let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
-    let baseline = p99(observed
-        .fast_route
-        .iter()
-        .filter(|(t, _)| *t < 5.0)
-        .map(|(_, l)| *l));
-    let during = p99(observed
-        .fast_route
-        .iter()
-        .filter(|(t, _)| windows.iter().any(|(a, b)| t >= a && t <= b))
-        .map(|(_, l)| *l));
+    let (baseline, during) = latency(&observed, &windows);
     let spooled = metric(
         &s.http,
         s.service.metrics_port,
@@ -845,12 +834,7 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
                     during.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
                 ),
             ),
-            (
-                "peak RSS",
-                rss.map_or("unknown".into(), |k| {
-                    format!("{:.1} MiB", k as f64 / 1024.0)
-                }),
-            ),
+            ("peak RSS", mib(rss)),
         ],
     )
     .await?;
@@ -881,15 +865,7 @@ async fn sigterm(mut s: Suite) -> anyhow::Result<bool> {
     let (lost, duplicated) = report(
         &s,
         &observed,
-        &[
-            ("exit status", exit.to_string()),
-            (
-                "peak RSS",
-                rss.map_or("unknown".into(), |k| {
-                    format!("{:.1} MiB", k as f64 / 1024.0)
-                }),
-            ),
-        ],
+        &[("exit status", exit.to_string()), ("peak RSS", mib(rss))],
     )
     .await?;
     let clean = finish_suite(s).await?;
