@@ -46,6 +46,10 @@ impl FaultProxy {
                     drop(client);
                     continue;
                 }
+                // Without it, Nagle's algorithm against the peer's delayed ACKs holds each
+                // small protocol message for up to 40 ms: a transaction of a few round trips
+                // would take a tenth of a second through the proxy.
+                let _ = client.set_nodelay(true);
                 tokio::spawn(relay(client, upstream.clone(), modes.subscribe()));
             }
         });
@@ -85,7 +89,10 @@ impl Drop for FaultProxy {
 async fn relay(client: TcpStream, upstream: Upstream, modes: watch::Receiver<Mode>) {
     let server: Box<dyn Stream> = match upstream {
         Upstream::Tcp(addr) => match TcpStream::connect(addr).await {
-            Ok(s) => Box::new(s),
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                Box::new(s)
+            }
             Err(_) => return,
         },
         Upstream::Unix(path) => match UnixStream::connect(path).await {
