@@ -123,6 +123,7 @@ fn print_credentials(config: &Config, email: &str, password: &SecretString) {
          ================================================================\n\
          AIM created its first admin. This password is shown only once.\n\
          \n  email:    {email}\n  password: {password}\n\n\
+         Dashboard: http://localhost:{port}/ (sign in with the email and password above)\n\n\
          Log in:\n  curl -s localhost:{port}/api/v1/auth/login \\\n    \
          -H 'content-type: application/json' \\\n    \
          -d '{{\"email\":\"{email}\",\"password\":\"{password}\"}}'\n\

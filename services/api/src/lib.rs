@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+mod dashboard;
 mod database;
 pub mod error;
 pub mod extract;
@@ -57,6 +58,7 @@ pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
                 async move { axum::Json(openapi) }
             }),
         )
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

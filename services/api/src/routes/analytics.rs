@@ -200,7 +200,7 @@ async fn usage(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct EndpointsQuery {
-    /// `day` (default), `week` or `month`.
+    /// `day` (default), `week`, `month` or `year`.
     period: Option<String>,
     /// 1–100, default 20.
     limit: Option<i64>,
@@ -245,9 +245,10 @@ async fn endpoints(
         "day" => 1,
         "week" => 7,
         "month" => 30,
+        "year" => 365,
         _ => {
             return Err(ApiError::invalid_parameter(
-                "period must be one of day, week, month",
+                "period must be one of day, week, month, year",
             ));
         }
     };
@@ -297,7 +298,9 @@ enum Metric {
     ApiCalls,
     Errors,
     DataVolume,
+    P50Latency,
     P95Latency,
+    P99Latency,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
@@ -310,7 +313,8 @@ enum Interval {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct SeriesQuery {
-    /// `api_calls`, `errors`, `data_volume` (MiB) or `p95_latency` (ms).
+    /// `api_calls`, `errors`, `data_volume` (MiB), `p50_latency`, `p95_latency` or
+    /// `p99_latency` (ms).
     metric: Metric,
     /// `hour` (default; at most 744 buckets) or `day` (at most 366).
     interval: Option<Interval>,
@@ -343,7 +347,9 @@ impl Serialize for Metric {
             Self::ApiCalls => "api_calls",
             Self::Errors => "errors",
             Self::DataVolume => "data_volume",
+            Self::P50Latency => "p50_latency",
             Self::P95Latency => "p95_latency",
+            Self::P99Latency => "p99_latency",
         })
     }
 }
@@ -362,7 +368,9 @@ fn value(metric: Metric, t: &Traffic) -> f64 {
         Metric::ApiCalls => t.calls as f64,
         Metric::Errors => t.errors as f64,
         Metric::DataVolume => mib(t.request_bytes + t.response_bytes),
+        Metric::P50Latency => t.histogram.quantile(0.50),
         Metric::P95Latency => t.histogram.quantile(0.95),
+        Metric::P99Latency => t.histogram.quantile(0.99),
     }
 }
 

@@ -124,6 +124,42 @@ async fn every_number_comes_from_the_calls_made() {
         )
         .await;
     assert_eq!(sum(&one.body["points"], "value"), 10.0);
+    // Latency percentiles over time: ordered within each bucket, zero where nothing was called.
+    let mut percentiles = Vec::new();
+    for metric in ["p50_latency", "p95_latency", "p99_latency"] {
+        let answer = app
+            .get_as(
+                &format!("/api/v1/analytics/timeseries?metric={metric}"),
+                &admin.token,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert_eq!(answer.body["metric"], metric);
+        let values: Vec<f64> = answer.body["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .map(|p| p["value"].as_f64().expect("value"))
+            .collect();
+        percentiles.push(values);
+    }
+    for (i, calls) in series.body["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .enumerate()
+    {
+        let (p50, p95, p99) = (percentiles[0][i], percentiles[1][i], percentiles[2][i]);
+        assert!(p50 <= p95 && p95 <= p99, "bucket {i}: {p50} {p95} {p99}");
+        assert_eq!(calls["value"] == 0.0, p99 == 0.0, "bucket {i}");
+    }
+    // A year of endpoints: the same calls, read from the daily rollups.
+    let year = app
+        .get_as("/api/v1/analytics/endpoints?period=year", &admin.token)
+        .await;
+    assert_eq!(year.body["period"], "year");
+    assert_eq!(year.body["endpoints"][0]["calls"], 10);
+    assert_eq!(year.body["endpoints"][1]["calls"], 5);
 
     let activity = app
         .get_as(
@@ -244,7 +280,7 @@ async fn agents_cannot_read_analytics_and_parameters_are_checked() {
         "/api/v1/analytics/usage?days=0",
         "/api/v1/analytics/usage?days=366",
         "/api/v1/analytics/endpoints?limit=0",
-        "/api/v1/analytics/endpoints?period=year",
+        "/api/v1/analytics/endpoints?period=decade",
         "/api/v1/analytics/timeseries?metric=bogus",
         "/api/v1/analytics/timeseries?metric=api_calls&from=2020-01-01T00:00:00Z",
         "/api/v1/analytics/timeseries?metric=api_calls&from=2030-01-01T00:00:00Z&to=2029-01-01T00:00:00Z",

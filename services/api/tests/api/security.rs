@@ -349,7 +349,7 @@ async fn every_parameter_out_of_range_is_a_400_naming_the_range() {
         "/api/v1/analytics/usage?period=decade".to_owned(),
         "/api/v1/analytics/endpoints?limit=0".to_owned(),
         "/api/v1/analytics/endpoints?limit=101".to_owned(),
-        "/api/v1/analytics/endpoints?period=year".to_owned(),
+        "/api/v1/analytics/endpoints?period=decade".to_owned(),
         "/api/v1/analytics/timeseries?metric=bogus".to_owned(),
         "/api/v1/analytics/timeseries?metric=api_calls&interval=minute".to_owned(),
         format!("/api/v1/analytics/timeseries?metric=api_calls&interval=hour&from={far}"),
