@@ -8,6 +8,8 @@
 //! target/release/aim-faults kill9     # kill -9 20 times, restarted each time
 //! target/release/aim-faults slowdb    # tables locked for 10 s under load
 //! target/release/aim-faults spoolfull # a 2 MiB spool while the database is down for 15 s
+//! target/release/aim-faults replicas  # three replicas on one database, the load spread
+//! target/release/aim-faults corruptspool # a damaged spool replayed after a restart
 //! ```
 //!
 //! The oracle is exact: every request carries a unique `x-request-id`; the driver keeps the ids
@@ -216,7 +218,8 @@ struct Observed {
 #[derive(Clone)]
 struct Target {
     http: Http,
-    base: String,
+    /// One service's URL, or several replicas' taken in turn.
+    bases: Vec<String>,
     agent: String,
     key: String,
 }
@@ -230,7 +233,7 @@ async fn load(
 ) {
     let Target {
         http,
-        base,
+        bases,
         agent,
         key,
     } = target;
@@ -249,6 +252,8 @@ async fn load(
             let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
             let (http, observed) = (http.clone(), Arc::clone(&observed));
             let fast = n % 2 == 1;
+            // Both routes reach every replica: request n goes to replica (n / 2) mod count.
+            let base = &bases[(n / 2) as usize % bases.len()];
             let uri = if fast {
                 format!("{base}/api/v1/verifications?limit=0")
             } else {
@@ -371,8 +376,8 @@ fn postgres_config(url: &str) -> anyhow::Result<tokio_postgres::Config> {
     Ok(config)
 }
 
-/// The oracle: which answered ids have no row, and which have more than one.
-async fn oracle(database_url: &str, answered: &[u64]) -> anyhow::Result<(u64, u64, u64)> {
+/// The load's request ids in `api_calls`, each with its number of rows.
+async fn stored_ids(database_url: &str) -> anyhow::Result<HashMap<u64, i64>> {
     let (client, connection) = postgres_config(database_url)?
         .connect(tokio_postgres::NoTls)
         .await?;
@@ -383,13 +388,22 @@ async fn oracle(database_url: &str, answered: &[u64]) -> anyhow::Result<(u64, u6
             &[],
         )
         .await?;
-    let stored: HashMap<u64, i64> = rows
+    Ok(rows
         .iter()
         .filter_map(|r| {
             let id: String = r.get(0);
-            Some((id.strip_prefix("fault-")?.parse().ok()?, r.get(1)))
+            Some((fault_id(&id)?, r.get(1)))
         })
-        .collect();
+        .collect())
+}
+
+fn fault_id(request_id: &str) -> Option<u64> {
+    request_id.strip_prefix("fault-")?.parse().ok()
+}
+
+/// The oracle: which answered ids have no row, and which have more than one.
+async fn oracle(database_url: &str, answered: &[u64]) -> anyhow::Result<(u64, u64, u64)> {
+    let stored = stored_ids(database_url).await?;
     let answered: HashSet<u64> = answered.iter().copied().collect();
     let lost = answered
         .iter()
@@ -502,19 +516,22 @@ async fn suite() -> anyhow::Result<Suite> {
     })
 }
 
-fn start_load(
-    s: &Suite,
-    duration: Duration,
-) -> (
+type Load = (
     Arc<Mutex<Observed>>,
     Arc<AtomicBool>,
     tokio::task::JoinHandle<()>,
-) {
+);
+
+fn start_load(s: &Suite, duration: Duration) -> Load {
+    start_load_on(s, vec![s.service.base()], duration)
+}
+
+fn start_load_on(s: &Suite, bases: Vec<String>, duration: Duration) -> Load {
     let observed = Arc::new(Mutex::new(Observed::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let target = Target {
         http: s.http.clone(),
-        base: s.service.base(),
+        bases,
         agent: s.agent.clone(),
         key: s.key.clone(),
     };
@@ -910,12 +927,305 @@ async fn kill9(mut s: Suite) -> anyhow::Result<bool> {
     Ok(duplicated == 0 && slowest <= Duration::from_secs(5) && drain.is_ok() && clean)
 }
 
+/// Three `aim serve` processes on one database, each with its own data folder and spool, the
+/// load spread evenly across them; PostgreSQL restarted once in the middle, so every replica
+/// spools and replays at the same time.
+async fn replicas(s: Suite) -> anyhow::Result<bool> {
+    let mut others = Vec::new();
+    for i in 1..=2 {
+        let free = || -> anyhow::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let mut replica = Service {
+            binary: s.service.binary.clone(),
+            data_dir: s.service.data_dir.with_file_name(format!("aim-{i}")),
+            database_url: s.service.database_url.clone(),
+            port: free()?,
+            metrics_port: free()?,
+            child: None,
+            log: s.service.log.with_file_name(format!("aim-{i}.log")),
+            env: Vec::new(),
+        };
+        replica.start(&s.http).await?;
+        others.push(replica);
+    }
+    let mut bases = vec![s.service.base()];
+    bases.extend(others.iter().map(Service::base));
+    let (observed, _stop, load) = start_load_on(&s, bases, Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    s.cluster
+        .restart(ShutdownMode::Fast, Duration::from_secs(2))
+        .await?;
+    println!("PostgreSQL restarted (fast, down 2 s) 12 s into the load");
+    load.await?;
+    let observed = finish(&observed).await;
+    let mut peak_rss = vec![s.service.peak_rss_kib()];
+    let mut drains = vec![drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await];
+    let mut dropped = metric(
+        &s.http,
+        s.service.metrics_port,
+        "aim_analytics_events_dropped_total",
+    )
+    .await?;
+    for replica in &others {
+        drains.push(drained(&s.http, replica.metrics_port, Duration::from_secs(60)).await);
+        dropped += metric(
+            &s.http,
+            replica.metrics_port,
+            "aim_analytics_events_dropped_total",
+        )
+        .await?;
+        peak_rss.push(replica.peak_rss_kib());
+    }
+    let answered_by = |i: usize| {
+        observed
+            .answered
+            .iter()
+            .filter(|n| (**n / 2) as usize % 3 == i)
+            .count()
+    };
+    let (lost, duplicated) = report(
+        &s,
+        &observed,
+        &[
+            (
+                "answered per replica",
+                format!(
+                    "{} / {} / {}",
+                    answered_by(0),
+                    answered_by(1),
+                    answered_by(2)
+                ),
+            ),
+            ("drops counted by the three replicas", format!("{dropped}")),
+            (
+                "queues and spools empty afterwards",
+                format!("{}", drains.iter().all(Result::is_ok)),
+            ),
+            (
+                "peak RSS per replica",
+                peak_rss
+                    .into_iter()
+                    .map(mib)
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+            ),
+        ],
+    )
+    .await?;
+    for mut replica in others {
+        replica.signal(nix::sys::signal::Signal::SIGTERM)?;
+        replica.wait().await?;
+    }
+    let clean = finish_suite(s).await?;
+    println!(
+        "targets: nothing lost {}, 0 duplicated {}, no drops {}, drained {}, rollups clean {}",
+        mark(lost == 0),
+        mark(duplicated == 0),
+        mark(dropped == 0.0),
+        mark(drains.iter().all(Result::is_ok)),
+        mark(clean),
+    );
+    Ok(lost == 0 && duplicated == 0 && dropped == 0.0 && drains.iter().all(Result::is_ok) && clean)
+}
+
+/// What [`damage_spool`] did: the request ids in the frames it broke, and how many frames.
+struct Damage {
+    ids: HashSet<u64>,
+    frames: u64,
+    segments: usize,
+    frames_left_whole: usize,
+}
+
+/// A whole frame of a segment: its offset, its length, and the request ids of its calls.
+type SpooledFrame = (usize, usize, Vec<u64>);
+
+/// Breaks a stopped service's spool: flips a payload byte of the first segment's second frame
+/// (its checksum fails) and cuts the last segment in the middle of its last frame (a torn
+/// write). Returns what those frames held, read before breaking them.
+fn damage_spool(dir: &std::path::Path) -> anyhow::Result<Damage> {
+    use aim_pipeline::spool::frame::{self, Decoded, HEADER_BYTES};
+    let mut segments: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let path = e.path();
+            let sequence = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".seg")?
+                .parse()
+                .ok()?;
+            Some((sequence, path))
+        })
+        .collect();
+    segments.sort();
+    let mut frames: Vec<(PathBuf, Vec<SpooledFrame>)> = Vec::new();
+    for (_, path) in &segments {
+        let bytes = std::fs::read(path)?;
+        let mut found = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            match frame::decode(&bytes[at..]) {
+                Decoded::Frame { batch, consumed } => {
+                    let ids = batch
+                        .rows
+                        .iter()
+                        .filter_map(|r| fault_id(r.request_id.as_deref()?))
+                        .collect();
+                    found.push((at, consumed, ids));
+                    at += consumed;
+                }
+                Decoded::Corrupt { consumed } => at += consumed,
+                Decoded::Torn => break,
+            }
+        }
+        frames.push((path.clone(), found));
+    }
+    let total: usize = frames.iter().map(|(_, f)| f.len()).sum();
+    ensure!(
+        total >= 3,
+        "the outage left {total} spooled frames; at least 3 are needed"
+    );
+    let mut ids = HashSet::new();
+    let (first, first_frames) = &frames[0];
+    let (offset, length, batch) = &first_frames[usize::from(first_frames.len() > 1)];
+    let mut bytes = std::fs::read(first)?;
+    bytes[offset + HEADER_BYTES + (length - HEADER_BYTES) / 2] ^= 0x5a;
+    std::fs::write(first, &bytes)?;
+    ids.extend(batch);
+    let (last, last_frames) = &frames[frames.len() - 1];
+    let (offset, length, batch) = last_frames.last().context("a last frame")?;
+    ensure!(
+        !(last == first && *offset <= first_frames[1].0),
+        "the last frame is the corrupted one"
+    );
+    let file = std::fs::OpenOptions::new().write(true).open(last)?;
+    file.set_len((offset + HEADER_BYTES + (length - HEADER_BYTES) / 2) as u64)?;
+    file.sync_all()?;
+    ids.extend(batch);
+    Ok(Damage {
+        ids,
+        frames: 2,
+        segments: segments.len(),
+        frames_left_whole: total - 2,
+    })
+}
+
+/// Corrupt and truncated spool files: PostgreSQL goes down under load, the service spools, is
+/// stopped, and its spool is damaged (a flipped byte in one frame, a torn last frame); then
+/// PostgreSQL and the service come back. The damaged frames' events, and only they, are lost;
+/// the damaged segments are quarantined and the frames counted as `spool_corrupt`; every other
+/// spooled event is replayed, once.
+async fn corruptspool(mut s: Suite) -> anyhow::Result<bool> {
+    let (observed, stop, load) = start_load(&s, Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cluster = &s.cluster;
+    let service = &mut s.service;
+    let outage = cluster.restart(ShutdownMode::Fast, Duration::from_secs(12));
+    let stop_and_damage = async {
+        // Spooling for about 7 s, then a clean stop: the spool is sealed on the way out.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        service.signal(nix::sys::signal::Signal::SIGTERM)?;
+        service.wait().await?;
+        damage_spool(&service.data_dir.join("spool"))
+    };
+    let (restarted, damage) = tokio::join!(outage, stop_and_damage);
+    restarted?;
+    let damage = damage?;
+    println!(
+        "spool damaged: 2 of {} frames in {} segment(s), holding {} calls",
+        damage.frames_left_whole + 2,
+        damage.segments,
+        damage.ids.len()
+    );
+    let recovered_in = s.service.start(&s.http).await?;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await?;
+    let observed = finish(&observed).await;
+    let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
+    let corrupt = metric_labelled(
+        &s.http,
+        s.service.metrics_port,
+        "aim_analytics_events_dropped_total",
+        "spool_corrupt",
+    )
+    .await?;
+    let quarantined = std::fs::read_dir(s.service.data_dir.join("spool/quarantine"))
+        .map_or(0, |d| d.filter_map(Result::ok).count());
+    let stored = stored_ids(&s.service.database_url).await?;
+    let answered: HashSet<u64> = observed.answered.iter().copied().collect();
+    let lost: HashSet<u64> = answered
+        .iter()
+        .filter(|id| !stored.contains_key(id))
+        .copied()
+        .collect();
+    let expected: HashSet<u64> = damage.ids.intersection(&answered).copied().collect();
+    let replayed_damaged = damage
+        .ids
+        .iter()
+        .filter(|id| stored.contains_key(id))
+        .count();
+    let (_, duplicated) = report(
+        &s,
+        &observed,
+        &[
+            (
+                "restart to ready, with the damaged spool",
+                format!("{recovered_in:?}"),
+            ),
+            (
+                "calls in the damaged frames (answered)",
+                expected.len().to_string(),
+            ),
+            (
+                "lost calls that were not in a damaged frame",
+                lost.difference(&expected).count().to_string(),
+            ),
+            (
+                "damaged frames' calls found in api_calls",
+                replayed_damaged.to_string(),
+            ),
+            ("frames counted as spool_corrupt", format!("{corrupt}")),
+            ("segments quarantined", quarantined.to_string()),
+            (
+                "queue and spool empty afterwards",
+                drain
+                    .as_ref()
+                    .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
+            ),
+            ("peak RSS", mib(s.service.peak_rss_kib())),
+        ],
+    )
+    .await?;
+    let clean = finish_suite(s).await?;
+    let exact = lost == expected && replayed_damaged == 0;
+    let counted = corrupt == damage.frames as f64;
+    let isolated = quarantined == if damage.segments == 1 { 1 } else { 2 };
+    println!(
+        "targets: only the damaged frames' calls lost {}, 0 duplicated {}, damaged frames counted {}, damaged segments quarantined {}, drained {}, rollups clean {}",
+        mark(exact),
+        mark(duplicated == 0),
+        mark(counted),
+        mark(isolated),
+        mark(drain.is_ok()),
+        mark(clean),
+    );
+    Ok(exact && duplicated == 0 && counted && isolated && drain.is_ok() && clean)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let scenario = std::env::args().nth(1).unwrap_or_default();
     let run = match scenario.as_str() {
-        "restart" | "sigterm" | "kill9" | "slowdb" | "spoolfull" => scenario.clone(),
-        _ => bail!("usage: aim-faults restart|sigterm|kill9|slowdb|spoolfull"),
+        "restart" | "sigterm" | "kill9" | "slowdb" | "spoolfull" | "replicas" | "corruptspool" => {
+            scenario.clone()
+        }
+        _ => {
+            bail!("usage: aim-faults restart|sigterm|kill9|slowdb|spoolfull|replicas|corruptspool")
+        }
     };
     println!(
         "== {run} ({})",
@@ -927,6 +1237,8 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         "sigterm" => sigterm(s).await?,
         "slowdb" => slowdb(s).await?,
         "spoolfull" => spoolfull(s).await?,
+        "replicas" => replicas(s).await?,
+        "corruptspool" => corruptspool(s).await?,
         _ => kill9(s).await?,
     };
     println!("{}", if passed { "PASSED" } else { "FAILED" });

@@ -55,11 +55,20 @@ fn operations() -> Vec<(Method, String)> {
             }
         }
     }
-    assert!(found.len() > 20, "the OpenAPI document lists the operations");
+    assert!(
+        found.len() > 20,
+        "the OpenAPI document lists the operations"
+    );
     found
 }
 
-async fn json(router: &Router, method: Method, uri: &str, token: Option<&str>, body: serde_json::Value) -> serde_json::Value {
+async fn json(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> serde_json::Value {
     let mut request = Request::builder()
         .method(method)
         .uri(uri)
@@ -72,7 +81,12 @@ async fn json(router: &Router, method: Method, uri: &str, token: Option<&str>, b
         .oneshot(request.body(Body::from(body.to_string())).expect("request"))
         .await
         .expect("infallible");
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     serde_json::from_slice(&bytes).expect("JSON")
 }
 
@@ -108,8 +122,13 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         )
         .await
         .expect("an organization");
-        let state = AppState::new(pool, &config, &SecretString::from(JWT_SECRET.to_owned()), None)
-            .expect("state");
+        let state = AppState::new(
+            pool,
+            &config,
+            &SecretString::from(JWT_SECRET.to_owned()),
+            None,
+        )
+        .expect("state");
         let router = aim_api::app(state);
         let login = json(
             &router,
@@ -124,7 +143,14 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             let router = router.clone();
             let token = token.clone();
             async move {
-                let made = json(&router, Method::POST, "/api/v1/agents", Some(&token), serde_json::json!({ "name": name })).await;
+                let made = json(
+                    &router,
+                    Method::POST,
+                    "/api/v1/agents",
+                    Some(&token),
+                    serde_json::json!({ "name": name }),
+                )
+                .await;
                 made["id"].as_str().expect("agent id").to_owned()
             }
         };
@@ -190,7 +216,9 @@ fuzz_target!(|call: Call| {
     let mut path = String::new();
     let mut rest = template.as_str();
     while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         path.push_str(&rest[..open]);
         path.push_str(&id);
         rest = &rest[open + close + 1..];
@@ -206,7 +234,10 @@ fuzz_target!(|call: Call| {
     match &call.caller {
         Caller::Nobody => {}
         Caller::Admin => {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {}", fixture.admin_token));
+            request = request.header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", fixture.admin_token),
+            );
         }
         Caller::AgentKey => request = request.header("x-api-key", fixture.agent_key.as_str()),
         Caller::Garbage(text) => request = request.header(header::AUTHORIZATION, text.as_str()),
@@ -215,7 +246,9 @@ fuzz_target!(|call: Call| {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
     // Text a client could not send as a URI or header never reaches the server.
-    let Ok(request) = request.body(Body::from(call.body)) else { return };
+    let Ok(request) = request.body(Body::from(call.body)) else {
+        return;
+    };
 
     let (status, content_type, body) = fixture.runtime.block_on(async {
         let response = fixture
@@ -229,7 +262,12 @@ fuzz_target!(|call: Call| {
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| v.as_bytes().to_vec());
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         (status, content_type, body)
     });
     assert!(
@@ -238,8 +276,15 @@ fuzz_target!(|call: Call| {
         String::from_utf8_lossy(&body)
     );
     if status.is_client_error() {
-        assert_eq!(content_type.as_deref(), Some(&b"application/json"[..]), "{method} {uri}");
+        assert_eq!(
+            content_type.as_deref(),
+            Some(&b"application/json"[..]),
+            "{method} {uri}"
+        );
         let error: serde_json::Value = serde_json::from_slice(&body).expect("a JSON error body");
-        assert!(error["error"]["code"].is_string(), "{method} {uri}: {error}");
+        assert!(
+            error["error"]["code"].is_string(),
+            "{method} {uri}: {error}"
+        );
     }
 });
