@@ -424,6 +424,13 @@ fn latency(observed: &Observed, windows: &[(f64, f64)]) -> (Duration, Duration) 
     (baseline, during)
 }
 
+/// The memory target of every suite: peak RSS of `aim` at most this many MiB.
+const MAX_RSS_MIB: f64 = 256.0;
+
+fn rss_ok(kib: Option<u64>) -> bool {
+    kib.is_some_and(|k| k as f64 / 1024.0 <= MAX_RSS_MIB)
+}
+
 fn mib(kib: Option<u64>) -> String {
     kib.map_or("unknown".into(), |k| {
         format!("{:.1} MiB", k as f64 / 1024.0)
@@ -673,14 +680,15 @@ async fn restart(s: Suite) -> anyhow::Result<bool> {
     let latency_ok = during.as_secs_f64() <= 1.2 * baseline.as_secs_f64();
     let drained_in_time = drain.is_ok() && since_last <= Duration::from_secs(60);
     println!(
-        "targets: 0 lost {}, 0 duplicated {}, spool empty within 60 s {}, rollups clean {}, p99 within 1.2× {}",
+        "targets: 0 lost {}, 0 duplicated {}, spool empty within 60 s {}, rollups clean {}, p99 within 1.2× {}, peak RSS ≤ 256 MiB {}",
         mark(lost == 0),
         mark(duplicated == 0),
         mark(drained_in_time),
         mark(clean),
-        mark(latency_ok)
+        mark(latency_ok),
+        mark(rss_ok(rss))
     );
-    Ok(lost == 0 && duplicated == 0 && drained_in_time && clean && latency_ok)
+    Ok(lost == 0 && duplicated == 0 && drained_in_time && clean && latency_ok && rss_ok(rss))
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -858,15 +866,22 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
     let clean = finish_suite(s).await?;
     let latency_ok = during.as_secs_f64() <= 1.2 * baseline.as_secs_f64();
     println!(
-        "targets: nothing lost {}, 0 duplicated {}, no drops {}, drained {}, rollups clean {}, p99 within 1.2× {}",
+        "targets: nothing lost {}, 0 duplicated {}, no drops {}, drained {}, rollups clean {}, p99 within 1.2× {}, peak RSS ≤ 256 MiB {}",
         mark(lost == 0),
         mark(duplicated == 0),
         mark(dropped == 0.0),
         mark(drain.is_ok()),
         mark(clean),
-        mark(latency_ok)
+        mark(latency_ok),
+        mark(rss_ok(rss))
     );
-    Ok(lost == 0 && duplicated == 0 && dropped == 0.0 && drain.is_ok() && clean && latency_ok)
+    Ok(lost == 0
+        && duplicated == 0
+        && dropped == 0.0
+        && drain.is_ok()
+        && clean
+        && latency_ok
+        && rss_ok(rss))
 }
 
 async fn sigterm(mut s: Suite) -> anyhow::Result<bool> {

@@ -1,7 +1,8 @@
 //! `ApiCallEvent`: one recorded API call, built on the request path. It holds cheap handles
-//! (`http::Method`, an interned route template, `HeaderValue`s that share the request's bytes)
-//! so that building one copies no strings; text is cleaned and truncated later, by the writer,
-//! off the request path.
+//! (`http::Method`, an interned route template, `HeaderValue`s) so that building one cleans no
+//! text; text is cleaned and truncated later, by the writer, off the request path. The header
+//! values must be copies, not slices of the connection's read buffer, or every queued event
+//! would pin a whole buffer.
 
 use std::net::IpAddr;
 use std::sync::Arc;
