@@ -139,11 +139,37 @@ pub struct ErrorBody {
     pub fields: Option<BTreeMap<String, String>>,
 }
 
+/// How often, at most, an outage of the database is logged while it lasts.
+const UNAVAILABLE_LOG_EVERY_MS: i64 = 10_000;
+
+/// Logs the database's unavailability at most once every ten seconds, with the number of
+/// requests refused since the last line. During an outage every request that needs the
+/// database is refused; a line for each (thousands a second under load) would cost the
+/// requests that need no database their latency, and tell an operator nothing more.
+fn warn_unavailable(detail: &str) {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    static LAST_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let now = chrono::Utc::now().timestamp_millis();
+    let last = LAST_MS.load(Ordering::Relaxed);
+    let due = now.saturating_sub(last) >= UNAVAILABLE_LOG_EVERY_MS;
+    if due
+        && LAST_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let refused = SINCE.swap(0, Ordering::Relaxed) + 1;
+        tracing::warn!(error = %detail, refused, "database unavailable; requests that need it are refused");
+    } else {
+        SINCE.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-            Self::Unavailable(detail) => tracing::warn!(error = %detail, "database unavailable"),
+            Self::Unavailable(detail) => warn_unavailable(detail),
             _ => {}
         }
         let status = self.status_code();

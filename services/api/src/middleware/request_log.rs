@@ -63,7 +63,9 @@ impl<B> OnResponse<B> for LogResponse {
             .extensions()
             .get::<crate::error::ErrorCode>()
             .map(|c| c.0);
-        if status >= 500 {
+        // A 503 is the database being away, logged once per interval where it is detected
+        // (`error.rs`); an error line per refused request would flood the log in an outage.
+        if status >= 500 && status != 503 {
             tracing::error!(status, duration_ms, error, "request finished");
         } else {
             tracing::info!(status, duration_ms, error, "request finished");
