@@ -168,7 +168,7 @@ impl PipelineStats {
         );
         describe_counter!(
             "aim_analytics_events_dropped_total",
-            "Events lost, by reason: queue_full, spool_full, spool_expired, spool_corrupt, rejected, shutdown."
+            "Events lost, by reason: queue_full, spool_full, spool_expired, spool_corrupt (counts damaged spool frames: their events cannot be read), rejected, shutdown."
         );
         describe_counter!(
             "aim_analytics_batches_total",
