@@ -535,10 +535,17 @@
   const period = () => $("period").value;
   let timer = null;
   let loading = false;
+  /** A change of period (or a refresh) asked for while a load was running: load again after. */
+  let again = false;
 
   async function load() {
-    if (!session || loading) return;
+    if (!session) return;
+    if (loading) {
+      again = true;
+      return;
+    }
     loading = true;
+    again = false;
     $("refresh").disabled = true;
     $("dashboard").setAttribute("aria-busy", "true");
     $("status").textContent = "Loading…";
@@ -584,6 +591,7 @@
       $("refresh").disabled = false;
       $("dashboard").removeAttribute("aria-busy");
     }
+    if (again && session) load();
   }
 
   /** The last answers, drawn again when the window's width changes. */

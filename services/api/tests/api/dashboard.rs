@@ -473,6 +473,29 @@ async fn a_user_signs_in_and_sees_the_organizations_real_numbers() {
         .await
         .expect("save the screenshot");
 
+    // Another period: the page loads again, hourly.
+    chromium
+        .eval("const p = document.getElementById('period'); p.value = 'day'; p.dispatchEvent(new Event('change')); true")
+        .await;
+    chromium
+        .until("the day's load", "document.body.dataset.loaded === '2'")
+        .await;
+    let summary = chromium
+        .eval("document.querySelector('#calls-chart .summary').textContent")
+        .await;
+    assert!(
+        summary
+            .as_str()
+            .is_some_and(|s| s.ends_with("per hour (UTC).")),
+        "{summary}"
+    );
+    let day = chromium.response("/analytics/usage?period=day").await;
+    let tiles = parsed(&chromium, TILES).await;
+    assert_eq!(
+        tiles["api_calls"]["value"].as_f64(),
+        day["api_calls"].as_f64()
+    );
+
     // On a phone's width the page reflows: nothing wider than the screen but the tables'
     // own scrolling areas, and the charts are redrawn to fit.
     chromium
