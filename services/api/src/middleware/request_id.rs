@@ -41,7 +41,9 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .headers()
         .get(&X_REQUEST_ID)
         .filter(|v| acceptable(v))
-        .cloned()
+        // The client's value shares hyper's read buffer; the id outlives the request in its
+        // analytics event, so it gets an allocation of its own.
+        .and_then(super::analytics::detached)
         .unwrap_or_else(generate);
     request
         .headers_mut()
