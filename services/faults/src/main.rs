@@ -424,6 +424,25 @@ fn latency(observed: &Observed, windows: &[(f64, f64)]) -> (Duration, Duration) 
     (baseline, during)
 }
 
+/// A loopback port nothing listens on now.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The p99 during a fault over the p99 before it.
+fn p99_ratio(baseline: Duration, during: Duration) -> f64 {
+    during.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+}
+
+/// How long the queue and spool took to empty, or why they did not.
+fn drain_text(drain: &anyhow::Result<Duration>) -> String {
+    drain
+        .as_ref()
+        .map_or_else(ToString::to_string, |d| format!("after {d:?}"))
+}
+
 /// The memory target of every suite: peak RSS of `aim` at most this many MiB.
 const MAX_RSS_MIB: f64 = 256.0;
 
@@ -489,11 +508,6 @@ async fn suite() -> anyhow::Result<Suite> {
     if !exists {
         admin.batch_execute("CREATE DATABASE aim").await?;
     }
-    let free = || -> anyhow::Result<u16> {
-        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port())
-    };
     let http: Http = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build_http();
@@ -501,8 +515,8 @@ async fn suite() -> anyhow::Result<Suite> {
         binary,
         data_dir: work.path().join("aim"),
         database_url: cluster.url().to_owned(),
-        port: free()?,
-        metrics_port: free()?,
+        port: free_port()?,
+        metrics_port: free_port()?,
         child: None,
         log: work.path().join("aim.log"),
         env: Vec::new(),
@@ -665,19 +679,13 @@ async fn restart(s: Suite) -> anyhow::Result<bool> {
                 "p99 of the no-database route while PostgreSQL was down",
                 format!("{during:?}"),
             ),
-            (
-                "p99 ratio",
-                format!(
-                    "{:.2}",
-                    during.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
-                ),
-            ),
+            ("p99 ratio", format!("{:.2}", p99_ratio(baseline, during))),
             ("peak RSS", mib(rss)),
         ],
     )
     .await?;
     let clean = finish_suite(s).await?;
-    let latency_ok = during.as_secs_f64() <= 1.2 * baseline.as_secs_f64();
+    let latency_ok = p99_ratio(baseline, during) <= 1.2;
     let drained_in_time = drain.is_ok() && since_last <= Duration::from_secs(60);
     println!(
         "targets: 0 lost {}, 0 duplicated {}, spool empty within 60 s {}, rollups clean {}, p99 within 1.2× {}, peak RSS ≤ 256 MiB {}",
@@ -749,9 +757,7 @@ async fn spoolfull(mut s: Suite) -> anyhow::Result<bool> {
             ("alive while the spool was full", alive_during.to_string()),
             (
                 "queue and spool empty after the database returned",
-                drain
-                    .as_ref()
-                    .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
+                drain_text(&drain),
             ),
             ("peak RSS", mib(rss)),
         ],
@@ -838,12 +844,7 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
                 "events spooled while the writers were blocked",
                 format!("{spooled}"),
             ),
-            (
-                "queue and spool empty afterwards",
-                drain
-                    .as_ref()
-                    .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
-            ),
+            ("queue and spool empty afterwards", drain_text(&drain)),
             (
                 "p99 of the no-database route before the locks",
                 format!("{baseline:?}"),
@@ -852,19 +853,13 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
                 "p99 of the no-database route while a lock was held",
                 format!("{during:?}"),
             ),
-            (
-                "p99 ratio",
-                format!(
-                    "{:.2}",
-                    during.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
-                ),
-            ),
+            ("p99 ratio", format!("{:.2}", p99_ratio(baseline, during))),
             ("peak RSS", mib(rss)),
         ],
     )
     .await?;
     let clean = finish_suite(s).await?;
-    let latency_ok = during.as_secs_f64() <= 1.2 * baseline.as_secs_f64();
+    let latency_ok = p99_ratio(baseline, during) <= 1.2;
     println!(
         "targets: nothing lost {}, 0 duplicated {}, no drops {}, drained {}, rollups clean {}, p99 within 1.2× {}, peak RSS ≤ 256 MiB {}",
         mark(lost == 0),
@@ -928,12 +923,7 @@ async fn kill9(mut s: Suite) -> anyhow::Result<bool> {
         &[
             ("restarts", restarts.len().to_string()),
             ("slowest restart to ready", format!("{slowest:?}")),
-            (
-                "spool empty afterwards",
-                drain
-                    .as_ref()
-                    .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
-            ),
+            ("spool empty afterwards", drain_text(&drain)),
             ("peak RSS", format!("{:.1} MiB", peak_rss as f64 / 1024.0)),
         ],
     )
@@ -948,17 +938,12 @@ async fn kill9(mut s: Suite) -> anyhow::Result<bool> {
 async fn replicas(s: Suite) -> anyhow::Result<bool> {
     let mut others = Vec::new();
     for i in 1..=2 {
-        let free = || -> anyhow::Result<u16> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port())
-        };
         let mut replica = Service {
             binary: s.service.binary.clone(),
             data_dir: s.service.data_dir.with_file_name(format!("aim-{i}")),
             database_url: s.service.database_url.clone(),
-            port: free()?,
-            metrics_port: free()?,
+            port: free_port()?,
+            metrics_port: free_port()?,
             child: None,
             log: s.service.log.with_file_name(format!("aim-{i}.log")),
             env: Vec::new(),
@@ -1205,12 +1190,7 @@ async fn corruptspool(mut s: Suite) -> anyhow::Result<bool> {
             ),
             ("frames counted as spool_corrupt", format!("{corrupt}")),
             ("segments quarantined", quarantined.to_string()),
-            (
-                "queue and spool empty afterwards",
-                drain
-                    .as_ref()
-                    .map_or_else(ToString::to_string, |d| format!("after {d:?}")),
-            ),
+            ("queue and spool empty afterwards", drain_text(&drain)),
             ("peak RSS", mib(s.service.peak_rss_kib())),
         ],
     )
