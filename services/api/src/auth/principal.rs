@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, header};
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::api_keys::{self, Lookup, ValidKey};
+use super::api_keys::{self, KeyCache, Lookup, ValidKey};
 use super::jwt::TokenType;
 use crate::error::ApiError;
 use crate::middleware::analytics::{AnalyticsSlot, Attribution};
@@ -162,26 +162,45 @@ async fn authenticate_user(state: &AppState, token: &str) -> Result<Principal, A
 async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
     let hash = api_keys::hash(key);
     let now = Utc::now();
-    let valid = match state.key_cache().lookup(&hash) {
+    let cache = state.key_cache();
+    let valid = match cache.lookup(&hash) {
         Lookup::Fresh(cached) => cached,
-        known => match aim_store::api_keys::owner_by_hash(&state.db, &hash).await {
-            Ok(owner) => {
-                let Some(owner) = owner.filter(|owner| api_keys::usable(owner, now)) else {
-                    state.key_cache().evict(&hash);
-                    return Err(ApiError::Unauthorized);
-                };
-                let valid = ValidKey::new(&owner);
-                state.key_cache().insert(hash, valid.clone());
-                valid
+        Lookup::Recheck(cached) => {
+            tokio::spawn(recheck_key(
+                state.db.clone(),
+                cache.clone(),
+                hash,
+                cached.clone(),
+            ));
+            cached
+        }
+        known => {
+            let generation = cache.generation();
+            match aim_store::api_keys::owner_by_hash(&state.db, &hash).await {
+                Ok(owner) => {
+                    let Some(owner) = owner.filter(|owner| api_keys::usable(owner, now)) else {
+                        cache.forget(&hash);
+                        return Err(ApiError::Unauthorized);
+                    };
+                    let valid = ValidKey::new(&owner);
+                    // Not cached when a revocation may have overtaken the check; it still answers
+                    // this call, which began before the revocation.
+                    cache.insert(hash, valid.clone(), generation);
+                    valid
+                }
+                // The database cannot say otherwise: an earlier check stands, so the agent's
+                // calls keep working (and keep being recorded) through the outage, and stop
+                // waiting for the database until a background check finds it back.
+                Err(e) if e.is_unavailable() => match known {
+                    Lookup::Stale(cached) => {
+                        cached.database_unavailable();
+                        cached
+                    }
+                    _ => return Err(e.into()),
+                },
+                Err(e) => return Err(e.into()),
             }
-            // The database cannot say otherwise: an earlier check stands, so the agent's calls
-            // keep working (and keep being recorded) through the outage.
-            Err(e) if e.is_unavailable() => match known {
-                Lookup::Stale(cached) => cached,
-                _ => return Err(e.into()),
-            },
-            Err(e) => return Err(e.into()),
-        },
+        }
     };
     if valid.expired(now) {
         state.key_cache().evict(&hash);
@@ -203,6 +222,32 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
         organization_id: valid.organization_id,
         key_id: valid.key_id,
     })
+}
+
+/// A key's check made again off the request path: the caller has already been let through on
+/// the cached check, which stays in place until this one replaces or evicts it.
+async fn recheck_key(
+    db: aim_store::PgPool,
+    cache: KeyCache,
+    hash: api_keys::KeyHash,
+    cached: ValidKey,
+) {
+    let generation = cache.generation();
+    match aim_store::api_keys::owner_by_hash(&db, &hash).await {
+        Ok(Some(owner)) if api_keys::usable(&owner, Utc::now()) => {
+            if !cache.insert(hash, cached.checked_again(&owner), generation) {
+                // A revocation overtook the check: the next call checks on the request path.
+                cache.forget(&hash);
+            }
+        }
+        Ok(_) => cache.forget(&hash),
+        Err(e) if e.is_unavailable() => cached.database_unavailable(),
+        Err(e) => {
+            // Not an outage: the next call checks on the request path and gets the error.
+            tracing::warn!(error = %e, "could not check an API key again");
+            cache.forget(&hash);
+        }
+    }
 }
 
 /// The client's address (the peer, or `X-Forwarded-For` behind a trusted proxy) and the

@@ -283,6 +283,80 @@ async fn a_key_checked_before_an_outage_outlives_the_ttl_until_the_database_answ
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED, "{}", revoked.body);
 }
 
+/// What another replica's revocation does: the row changes, this process's cache is not told.
+async fn revoke_behind_the_cache(app: &TestApp, agent_id: &str) {
+    let agent_id: uuid::Uuid = agent_id.parse().expect("uuid");
+    let revoked = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE agent_id = $1")
+        .bind(agent_id)
+        .execute(&app.pool)
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.rows_affected(), 1);
+}
+
+/// Calls the key every 50 ms until it is refused; returns how long that took. Every call before
+/// is authenticated (a 400 from validation).
+async fn until_refused(
+    app: &TestApp,
+    key: &str,
+    within: std::time::Duration,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        let answer = app.get_as("/api/v1/verifications?limit=0", key).await;
+        match answer.status {
+            StatusCode::UNAUTHORIZED => return started.elapsed(),
+            StatusCode::BAD_REQUEST => {}
+            other => panic!("{other}: {}", answer.body),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the revoked key still authenticated after {within:?}");
+}
+
+#[tokio::test]
+async fn a_key_in_use_is_checked_again_within_the_ttl_so_another_replica_s_revocation_applies() {
+    let app = TestApp::spawn_with(&[("AIM_API_KEY_CACHE_TTL_S", "1")]).await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id").to_owned();
+    let key = app.key(&admin.token, &id).await;
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::OK
+    );
+    revoke_behind_the_cache(&app, &id).await;
+    // Checked again in the background in the TTL's last quarter, so refused within the TTL
+    // (the bound allows for a slow machine).
+    let took = until_refused(&app, &key, std::time::Duration::from_secs(3)).await;
+    assert!(took < std::time::Duration::from_millis(1_800), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_revocation_made_elsewhere_during_an_outage_applies_once_the_database_answers() {
+    let app = TestApp::spawn_behind_proxy_with(&[("AIM_API_KEY_CACHE_TTL_S", "1")]).await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id").to_owned();
+    let key = app.key(&admin.token, &id).await;
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::OK
+    );
+    app.proxy().cut();
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    // The first call past the TTL finds the database down; the calls after it do not ask.
+    for _ in 0..20 {
+        let stale = app.get_as("/api/v1/verifications?limit=0", &key).await;
+        assert_eq!(stale.status, StatusCode::BAD_REQUEST, "{}", stale.body);
+    }
+    app.proxy().resume();
+    revoke_behind_the_cache(&app, &id).await;
+    // A background check a second looks for the database; the first to reach it evicts the key.
+    let took = until_refused(&app, &key, std::time::Duration::from_secs(5)).await;
+    assert!(took < std::time::Duration::from_millis(2_500), "{took:?}");
+}
+
 #[tokio::test]
 async fn agent_keys_are_rate_limited() {
     let app = TestApp::spawn_with(&[("AIM_AGENT_RATE_LIMIT_PER_S", "2")]).await;
