@@ -141,6 +141,12 @@ impl Service {
     }
 }
 
+fn http_client() -> Http {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build_http()
+}
+
 async fn get(
     http: &Http,
     uri: &str,
@@ -207,16 +213,17 @@ struct Observed {
     answered: Vec<u64>,
     /// (seconds since the load started, latency) of the no-database route's answers.
     fast_route: Vec<(f64, Duration)>,
+    /// (seconds since the load started, latency, status) of the database route's answers.
+    db_route: Vec<(f64, Duration, u16)>,
+    /// (seconds since the load started, latency) of the probe's answers; see [`probe`].
+    probe: Vec<(f64, Duration)>,
     sent: u64,
 }
 
-/// Open-loop load at `rate` requests a second for `duration`: agent-key calls alternating
-/// between `GET /api/v1/agents/{id}` (a database read) and a request refused before any query
-/// (`GET /api/v1/verifications?limit=0`: authenticated from the key cache, then a 400), whose
-/// latency shows what an outage does to a route that needs no database.
 /// Where the load goes and with which credential.
 #[derive(Clone)]
 struct Target {
+    /// The database route's client; the other route gets one of its own.
     http: Http,
     /// One service's URL, or several replicas' taken in turn.
     bases: Vec<String>,
@@ -224,6 +231,53 @@ struct Target {
     key: String,
 }
 
+/// The latency of the no-database route as one more client sees it: one kept-alive connection,
+/// one request every 4 ms, on a thread and a runtime of its own. The load's own measurements
+/// also count the time its requests wait in the driver, whose two worker threads share this
+/// machine's two cores with the service and PostgreSQL and hold thousands of tasks when an
+/// outage slows the other route; the probe's requests wait for nothing but the service.
+fn probe(
+    uri: &str,
+    key: &str,
+    started: Instant,
+    duration: Duration,
+    stop: &AtomicBool,
+) -> anyhow::Result<Vec<(f64, Duration)>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let http = http_client();
+        let mut samples = Vec::new();
+        let mut n = 0u64;
+        while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+            let id = format!("probe-{n}");
+            n += 1;
+            let sent = Instant::now();
+            let answer = get(
+                &http,
+                uri,
+                Some(&[("authorization", key), ("x-request-id", id.as_str())]),
+                None,
+            )
+            .await;
+            if let Ok((400, _)) = answer {
+                samples.push(((sent - started).as_secs_f64(), sent.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(4)).await;
+        }
+        Ok(samples)
+    })
+}
+
+/// Open-loop load at `rate` requests a second for `duration`: agent-key calls alternating
+/// between `GET /api/v1/agents/{id}` (a database read) and a request refused before any query
+/// (`GET /api/v1/verifications?limit=0`: authenticated from the key cache, then a 400), whose
+/// latency shows what an outage does to a route that needs no database.
+///
+/// The two routes are two clients, each with its own connection pool, as two agents would be:
+/// with one pool, the database route's requests held during an outage take every kept-alive
+/// connection, and the other route's latency becomes that of opening new ones.
 async fn load(
     target: Target,
     rate: u64,
@@ -242,6 +296,12 @@ async fn load(
     let tick = Duration::from_millis(10);
     let per_tick = (rate / 100).max(1);
     let mut ticks = tokio::time::interval(tick);
+    let fast_http = http_client();
+    let probe = {
+        let uri = format!("{}/api/v1/verifications?limit=0", bases[0]);
+        let (key, stop) = (format!("Bearer {key}"), Arc::clone(&stop));
+        std::thread::spawn(move || probe(&uri, &key, started, duration, &stop))
+    };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(2_000));
     while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
         ticks.tick().await;
@@ -250,8 +310,9 @@ async fn load(
                 continue;
             };
             let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-            let (http, observed) = (http.clone(), Arc::clone(&observed));
             let fast = n % 2 == 1;
+            let http = if fast { &fast_http } else { &http }.clone();
+            let observed = Arc::clone(&observed);
             // Both routes reach every replica: request n goes to replica (n / 2) mod count.
             let base = &bases[(n / 2) as usize % bases.len()];
             let uri = if fast {
@@ -278,16 +339,34 @@ async fn load(
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 o.sent += 1;
-                if answer.is_ok() {
+                if let Ok((status, _)) = answer {
                     o.answered.push(n);
+                    let at = (sent - started).as_secs_f64();
                     if fast {
-                        o.fast_route.push(((sent - started).as_secs_f64(), latency));
+                        o.fast_route.push((at, latency));
+                    } else {
+                        o.db_route.push((at, latency, status));
                     }
                 }
                 drop(permit);
             });
         }
     }
+    let samples = match tokio::task::spawn_blocking(move || probe.join()).await {
+        Ok(Ok(Ok(samples))) => samples,
+        Ok(Ok(Err(e))) => {
+            eprintln!("the latency probe failed: {e:#}");
+            Vec::new()
+        }
+        _ => {
+            eprintln!("the latency probe's thread panicked");
+            Vec::new()
+        }
+    };
+    observed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .probe = samples;
 }
 
 /// Closed-loop for `seconds`: the rate this machine sustains on the agent route.
@@ -413,15 +492,110 @@ async fn oracle(database_url: &str, answered: &[u64]) -> anyhow::Result<(u64, u6
     Ok((lost, duplicated, stored.len() as u64))
 }
 
-/// p99 of the no-database route in the first 5 s (before any fault) and inside the fault
-/// `windows` (seconds since the load started).
-fn latency(observed: &Observed, windows: &[(f64, f64)]) -> (Duration, Duration) {
-    let route = || observed.fast_route.iter();
-    let baseline = p99(route().filter(|(t, _)| *t < 5.0).map(|(_, l)| *l));
-    let during = p99(route()
-        .filter(|(t, _)| windows.iter().any(|(a, b)| t >= a && t <= b))
-        .map(|(_, l)| *l));
-    (baseline, during)
+/// With `AIM_FAULTS_SAMPLES=<file>`, writes every answer of the no-database route (`sample`:
+/// seconds since the load started, latency in microseconds), of the database route (`db<status>`)
+/// and the fault windows as CSV, so a p99 can be
+/// taken apart afterwards: which moments of a fault cost the latency.
+fn write_samples(
+    observed: &Observed,
+    load_started: Instant,
+    windows: &[(f64, f64)],
+) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let Some(path) = std::env::var_os("AIM_FAULTS_SAMPLES") else {
+        return Ok(());
+    };
+    let mut csv = String::from("kind,seconds,value\n");
+    // Wall-clock time of second 0, to line the samples up with other records (PostgreSQL's
+    // log, a system monitor).
+    let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    writeln!(
+        csv,
+        "epoch,{:.4},0",
+        (epoch - load_started.elapsed()).as_secs_f64()
+    )?;
+    for (from, to) in windows {
+        writeln!(csv, "window,{from:.4},{to:.4}")?;
+    }
+    for (t, latency) in &observed.fast_route {
+        writeln!(csv, "sample,{t:.4},{}", latency.as_micros())?;
+    }
+    for (t, latency) in &observed.probe {
+        writeln!(csv, "probe,{t:.4},{}", latency.as_micros())?;
+    }
+    for (t, latency, status) in &observed.db_route {
+        writeln!(csv, "db{status},{t:.4},{}", latency.as_micros())?;
+    }
+    std::fs::write(&path, csv)
+        .with_context(|| format!("writing {}", PathBuf::from(&path).display()))?;
+    println!("samples written to {}", PathBuf::from(&path).display());
+    Ok(())
+}
+
+/// p99s of the no-database route in the first 5 s (before any fault) and inside the fault
+/// `windows` (seconds since the load started): the probe's, which the target applies to, and
+/// the load's, reported beside them.
+struct RouteLatency {
+    probe: (Duration, Duration),
+    load: (Duration, Duration),
+    /// The probe's answers before and during the faults.
+    probe_answers: (usize, usize),
+}
+
+impl RouteLatency {
+    fn of(observed: &Observed, windows: &[(f64, f64)]) -> Self {
+        let before = |t: f64| t < 5.0;
+        let during = |t: f64| windows.iter().any(|(a, b)| t >= *a && t <= *b);
+        let split = |samples: &[(f64, Duration)]| {
+            (
+                p99(samples.iter().filter(|(t, _)| before(*t)).map(|(_, l)| *l)),
+                p99(samples.iter().filter(|(t, _)| during(*t)).map(|(_, l)| *l)),
+            )
+        };
+        let count = |f: &dyn Fn(f64) -> bool| observed.probe.iter().filter(|(t, _)| f(*t)).count();
+        Self {
+            probe: split(&observed.probe),
+            load: split(&observed.fast_route),
+            probe_answers: (count(&before), count(&during)),
+        }
+    }
+
+    /// Within 1.2 × the baseline, on enough answers for a p99 to mean something.
+    fn met(&self) -> bool {
+        self.probe_answers.0 >= 100
+            && self.probe_answers.1 >= 100
+            && p99_ratio(self.probe.0, self.probe.1) <= 1.2
+    }
+
+    fn lines(&self, during: &str) -> Vec<(&'static str, String)> {
+        let (before, after) = self.probe;
+        vec![
+            (
+                "probe: answers before / during the faults",
+                format!("{} / {}", self.probe_answers.0, self.probe_answers.1),
+            ),
+            (
+                "probe: p99 of the no-database route before the faults",
+                format!("{before:?}"),
+            ),
+            (
+                "probe: p99 of the no-database route during the faults",
+                format!("{after:?} ({during})"),
+            ),
+            (
+                "probe: p99 ratio",
+                format!("{:.2}", p99_ratio(before, after)),
+            ),
+            (
+                "load: p99 of the no-database route before / during the faults",
+                format!("{:?} / {:?}", self.load.0, self.load.1),
+            ),
+            (
+                "load: p99 ratio",
+                format!("{:.2}", p99_ratio(self.load.0, self.load.1)),
+            ),
+        ]
+    }
 }
 
 /// A loopback port nothing listens on now.
@@ -508,9 +682,7 @@ async fn suite() -> anyhow::Result<Suite> {
     if !exists {
         admin.batch_execute("CREATE DATABASE aim").await?;
     }
-    let http: Http = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(256)
-        .build_http();
+    let http = http_client();
     let mut service = Service {
         binary,
         data_dir: work.path().join("aim"),
@@ -658,34 +830,21 @@ async fn restart(s: Suite) -> anyhow::Result<bool> {
     let observed = finish(&observed).await;
     let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
     let since_last = last_restart.elapsed();
-    let (baseline, during) = latency(&observed, &outages);
+    write_samples(&observed, load_started, &outages)?;
+    let latency = RouteLatency::of(&observed, &outages);
     let rss = s.service.peak_rss_kib();
-    let (lost, duplicated) = report(
-        &s,
-        &observed,
-        &[
-            (
-                "spool empty",
-                match &drain {
-                    Ok(_) => format!("{:.1} s after the last restart", since_last.as_secs_f64()),
-                    Err(e) => e.to_string(),
-                },
-            ),
-            (
-                "p99 of the no-database route before the restarts",
-                format!("{baseline:?}"),
-            ),
-            (
-                "p99 of the no-database route while PostgreSQL was down",
-                format!("{during:?}"),
-            ),
-            ("p99 ratio", format!("{:.2}", p99_ratio(baseline, during))),
-            ("peak RSS", mib(rss)),
-        ],
-    )
-    .await?;
+    let mut lines = vec![(
+        "spool empty",
+        match &drain {
+            Ok(_) => format!("{:.1} s after the last restart", since_last.as_secs_f64()),
+            Err(e) => e.to_string(),
+        },
+    )];
+    lines.extend(latency.lines("while PostgreSQL was stopping, down or starting"));
+    lines.push(("peak RSS", mib(rss)));
+    let (lost, duplicated) = report(&s, &observed, &lines).await?;
     let clean = finish_suite(s).await?;
-    let latency_ok = p99_ratio(baseline, during) <= 1.2;
+    let latency_ok = latency.met();
     let drained_in_time = drain.is_ok() && since_last <= Duration::from_secs(60);
     println!(
         "targets: 0 lost {}, 0 duplicated {}, spool empty within 60 s {}, rollups clean {}, p99 within 1.2× {}, peak RSS ≤ 256 MiB {}",
@@ -822,7 +981,8 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
     load.await?;
     let observed = finish(&observed).await;
     let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
-    let (baseline, during) = latency(&observed, &windows);
+    write_samples(&observed, load_started, &windows)?;
+    let latency = RouteLatency::of(&observed, &windows);
     let spooled = metric(
         &s.http,
         s.service.metrics_port,
@@ -836,30 +996,18 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
     )
     .await?;
     let rss = s.service.peak_rss_kib();
-    let (lost, duplicated) = report(
-        &s,
-        &observed,
-        &[
-            (
-                "events spooled while the writers were blocked",
-                format!("{spooled}"),
-            ),
-            ("queue and spool empty afterwards", drain_text(&drain)),
-            (
-                "p99 of the no-database route before the locks",
-                format!("{baseline:?}"),
-            ),
-            (
-                "p99 of the no-database route while a lock was held",
-                format!("{during:?}"),
-            ),
-            ("p99 ratio", format!("{:.2}", p99_ratio(baseline, during))),
-            ("peak RSS", mib(rss)),
-        ],
-    )
-    .await?;
+    let mut lines = vec![
+        (
+            "events spooled while the writers were blocked",
+            format!("{spooled}"),
+        ),
+        ("queue and spool empty afterwards", drain_text(&drain)),
+    ];
+    lines.extend(latency.lines("while a lock was held"));
+    lines.push(("peak RSS", mib(rss)));
+    let (lost, duplicated) = report(&s, &observed, &lines).await?;
     let clean = finish_suite(s).await?;
-    let latency_ok = p99_ratio(baseline, during) <= 1.2;
+    let latency_ok = latency.met();
     println!(
         "targets: nothing lost {}, 0 duplicated {}, no drops {}, drained {}, rollups clean {}, p99 within 1.2× {}, peak RSS ≤ 256 MiB {}",
         mark(lost == 0),
