@@ -98,5 +98,6 @@ fn cluster_options(config: &Config) -> ClusterOptions {
         tcp_port: config.local_pg_port,
         database: LOCAL_DATABASE.to_owned(),
         path_var: config.path_var.clone(),
+        niceness: None,
     }
 }

@@ -47,6 +47,11 @@ pub struct ClusterOptions {
     pub database: String,
     /// The `PATH` to search for the server binaries.
     pub path_var: Option<OsString>,
+    /// Runs the server's commands, and so the server, at this lower CPU priority (`nice -n`):
+    /// a harness that shares few cores between the service and its database uses it so the
+    /// database's own bursts (a shutdown checkpoint, crash recovery) yield to the service, as
+    /// they would on a machine of their own. `None` runs them as this process does.
+    pub niceness: Option<u8>,
 }
 
 /// How a process got hold of a cluster: as its owner (it started or adopted the server and
@@ -90,6 +95,7 @@ struct Layout {
     port: u16,
     tcp: bool,
     database: String,
+    niceness: Option<u8>,
 }
 
 impl Layout {
@@ -104,6 +110,7 @@ impl Layout {
             port,
             tcp: options.tcp_port.is_some(),
             database: options.database.clone(),
+            niceness: options.niceness,
             data_dir,
         })
     }
@@ -377,7 +384,14 @@ impl LocalCluster {
     }
 
     fn command(&self, program: &Path) -> Command {
-        let mut command = Command::new(program);
+        let mut command = match self.layout.niceness {
+            Some(niceness) => {
+                let mut nice = Command::new("nice");
+                nice.arg("-n").arg(niceness.to_string()).arg(program);
+                nice
+            }
+            None => Command::new(program),
+        };
         command
             // The server must not receive the terminal's Ctrl-C: we stop it ourselves, after
             // in-flight requests have finished.
@@ -475,6 +489,7 @@ mod tests {
             tcp_port: None,
             database: "aim".into(),
             path_var: None,
+            niceness: None,
         })
         .expect("layout");
         let url = url::Url::parse(&layout.url_for("aim")).expect("valid URL");

@@ -252,6 +252,7 @@ async fn find_server() -> Url {
         tcp_port: None,
         database: "postgres".into(),
         path_var: std::env::var_os("PATH"),
+        niceness: None,
     };
     let url = match LocalCluster::attach(&options)
         .await
