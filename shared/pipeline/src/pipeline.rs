@@ -9,6 +9,8 @@
 //!                                               └─ content refused: count as `rejected`, log once
 //! replayer: while the database is down, probe with capped exponential backoff; once it answers,
 //!           replay sealed spool segments in order (the ledger drops what was already applied)
+//! spiller:  past 3/4 of the queue's capacity (every writer waiting on a database that answers,
+//!           only too slowly), move the oldest events to the spool, down to half
 //! ```
 //!
 //! Shutdown ([`Pipeline::shutdown`]): the sink closes (later events count as `shutdown` drops),
@@ -149,6 +151,7 @@ pub struct Pipeline {
 
 struct Tasks {
     writers: Vec<JoinHandle<()>>,
+    spiller: JoinHandle<()>,
     replayer: JoinHandle<()>,
 }
 
@@ -198,6 +201,10 @@ impl Pipeline {
                 ))
             })
             .collect();
+        let spiller = tokio::spawn(tracing::Instrument::instrument(
+            run_spiller(Arc::clone(&shared), rx.clone()),
+            tracing::info_span!("analytics_spiller"),
+        ));
         let replayer = tokio::spawn(tracing::Instrument::instrument(
             run_replayer(Arc::clone(&shared)),
             tracing::info_span!("analytics_replayer"),
@@ -210,7 +217,11 @@ impl Pipeline {
             },
             rx,
             shared,
-            tasks: Mutex::new(Some(Tasks { writers, replayer })),
+            tasks: Mutex::new(Some(Tasks {
+                writers,
+                spiller,
+                replayer,
+            })),
         })
     }
 
@@ -256,7 +267,11 @@ impl Pipeline {
     /// waits for them until `deadline`. Returns the number of events that could not be handled
     /// in time (counted as `shutdown` drops).
     pub async fn shutdown(&self, deadline: Instant) -> u64 {
-        let Some(Tasks { writers, replayer }) = self.tasks.lock().ok().and_then(|mut t| t.take())
+        let Some(Tasks {
+            writers,
+            spiller,
+            replayer,
+        }) = self.tasks.lock().ok().and_then(|mut t| t.take())
         else {
             return 0;
         };
@@ -269,6 +284,10 @@ impl Pipeline {
             tokio::time::sleep_until(hurry_at).await;
             shared.hurry.cancel();
         });
+        // The spiller stops at `closing`, after spooling any batch it holds.
+        if timeout_at(deadline, spiller).await.is_err() {
+            tracing::warn!("the analytics spiller was still spooling at the shutdown deadline");
+        }
         for writer in writers {
             if timeout_at(deadline, writer).await.is_err() {
                 tracing::warn!("an analytics writer was still busy at the shutdown deadline");
@@ -382,6 +401,60 @@ async fn run_writer(shared: Arc<Shared>, rx: flume::Receiver<ApiCallEvent>) {
     }
 }
 
+/// How often the spiller looks at the queue's depth.
+const SPILL_CHECK: Duration = Duration::from_millis(20);
+
+/// Keeps the queue from overflowing while every writer waits on a database that answers, only
+/// too slowly to count as down: a table lock held for seconds, a disk that stalls. Writers give
+/// such a batch up only at the statement timeout, and by then a busy service has filled the
+/// queue and dropped events. Past three quarters of the queue's capacity the spiller moves the
+/// oldest events to the spool, down to half, in batches the replayer writes once the database
+/// keeps up again; events are dropped only when the spool cannot take them either. Under a
+/// normal load the queue never gets near that, and the spiller only looks.
+async fn run_spiller(shared: Arc<Shared>, rx: flume::Receiver<ApiCallEvent>) {
+    let capacity = shared.config.queue_capacity.max(1);
+    let high_water = (capacity - capacity / 4).max(1);
+    let low_water = capacity / 2;
+    let max = shared.config.batch_max.max(1);
+    let mut spilling = false;
+    loop {
+        tokio::select! {
+            () = shared.closing.cancelled() => return,
+            () = tokio::time::sleep(SPILL_CHECK) => {}
+        }
+        // A full spool would only turn the writers' next events into drops: leave them queued.
+        let spool_full =
+            shared.stats.spool_bytes.load(Ordering::Relaxed) >= shared.config.spool_max_bytes;
+        if rx.len() < high_water || spool_full {
+            spilling = false;
+            continue;
+        }
+        if !spilling {
+            spilling = true;
+            tracing::warn!(
+                queued = rx.len(),
+                capacity,
+                "analytics queue three quarters full while the writers wait on the database; spooling the oldest events"
+            );
+        }
+        while rx.len() > low_water && !shared.closing.is_cancelled() {
+            let take = (rx.len() - low_water).min(max);
+            let mut events = Vec::with_capacity(take);
+            for event in rx.try_iter().take(take) {
+                events.push(event);
+                shared.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+            }
+            if events.is_empty() {
+                break;
+            }
+            if spool_events(&shared, Uuid::now_v7(), &events).await {
+                let n = events.len() as u64;
+                shared.stats.spilled.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// Writes a fresh batch straight from its events, or spools it when the database is down.
 async fn deliver(shared: &Arc<Shared>, batch_id: Uuid, events: Vec<ApiCallEvent>) {
     let n = events.len() as i64;
@@ -408,6 +481,14 @@ async fn deliver(shared: &Arc<Shared>, batch_id: Uuid, events: Vec<ApiCallEvent>
             }
         }
     }
+    spool_events(shared, batch_id, &events).await;
+}
+
+/// Appends a batch taken from the queue (counted in flight) to the spool, or counts it dropped
+/// as `spool_full` when the spool cannot take it. Returns whether it was spooled.
+async fn spool_events(shared: &Arc<Shared>, batch_id: Uuid, events: &[ApiCallEvent]) -> bool {
+    let n = events.len() as i64;
+    let stats = &shared.stats;
     let batch = SpooledBatch {
         batch_id,
         spooled_at_ms: now_ms(),
@@ -419,11 +500,13 @@ async fn deliver(shared: &Arc<Shared>, batch_id: Uuid, events: Vec<ApiCallEvent>
             stats.in_spool.fetch_add(n, Ordering::Relaxed);
             stats.spooled.fetch_add(n as u64, Ordering::Relaxed);
             shared.wake.notify_one();
+            true
         }
         Err(e) => {
             stats.in_flight.fetch_sub(n, Ordering::Relaxed);
             stats.drop_events(DropReason::SpoolFull, n as u64);
             tracing::error!(%batch_id, events = n, error = %e, "could not spool an analytics batch; dropped");
+            false
         }
     }
 }

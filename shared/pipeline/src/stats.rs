@@ -65,6 +65,8 @@ pub struct PipelineStats {
     pub(crate) written: AtomicU64,
     dropped: [AtomicU64; 6],
     pub(crate) spooled: AtomicU64,
+    /// Of `spooled`, events the spiller moved off a three-quarters-full queue.
+    pub(crate) spilled: AtomicU64,
     pub(crate) replayed: AtomicU64,
     /// Events a previous run left in the spool, found at start.
     pub(crate) recovered: AtomicU64,
@@ -91,6 +93,7 @@ pub struct StatsSnapshot {
     pub written: u64,
     pub dropped: u64,
     pub spooled: u64,
+    pub spilled: u64,
     pub replayed: u64,
     pub recovered: u64,
     pub in_flight: i64,
@@ -127,6 +130,7 @@ impl PipelineStats {
             written: self.written.load(Ordering::Relaxed),
             dropped: dropped_by_reason.iter().map(|(_, n)| n).sum(),
             spooled: self.spooled.load(Ordering::Relaxed),
+            spilled: self.spilled.load(Ordering::Relaxed),
             replayed: self.replayed.load(Ordering::Relaxed),
             recovered: self.recovered.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
@@ -161,6 +165,10 @@ impl PipelineStats {
         describe_counter!(
             "aim_analytics_events_spooled_total",
             "Events written to the disk spool while the database was unavailable."
+        );
+        describe_counter!(
+            "aim_analytics_events_spilled_total",
+            "Of the spooled events, those moved off a three-quarters-full queue while the writers waited on a slow database."
         );
         describe_counter!(
             "aim_analytics_events_replayed_total",
@@ -219,6 +227,7 @@ impl PipelineStats {
         metrics::counter!("aim_analytics_events_enqueued_total").absolute(s.enqueued);
         metrics::counter!("aim_analytics_events_written_total").absolute(s.written);
         metrics::counter!("aim_analytics_events_spooled_total").absolute(s.spooled);
+        metrics::counter!("aim_analytics_events_spilled_total").absolute(s.spilled);
         metrics::counter!("aim_analytics_events_replayed_total").absolute(s.replayed);
         for (reason, n) in &s.dropped_by_reason {
             metrics::counter!("aim_analytics_events_dropped_total", "reason" => *reason)

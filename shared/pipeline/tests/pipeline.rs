@@ -153,6 +153,9 @@ async fn a_full_queue_drops_and_counts_exactly() {
     cfg.queue_capacity = 100;
     cfg.writers = 1;
     cfg.batch_max = 10;
+    // A spool that takes nothing: the spiller leaves the queue alone, and what does not fit is
+    // dropped at the door.
+    cfg.spool_max_bytes = 0;
     let pipeline = Pipeline::start(cfg, pg(&db.url_via(&proxy))).expect("start");
     let sink = pipeline.sink();
     let stats = Arc::clone(pipeline.stats());
@@ -181,6 +184,53 @@ async fn a_full_queue_drops_and_counts_exactly() {
     wait_for("the queue to drain", || stats.snapshot().written == 101).await;
     pipeline.shutdown(deadline()).await;
     assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 101);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_stuck_on_a_slow_database_does_not_let_the_queue_overflow() {
+    let db = TestDatabase::create().await;
+    let proxy = db.proxy().await;
+    let spool = tempfile::tempdir().expect("spool");
+    let mut cfg = config(spool.path());
+    cfg.queue_capacity = 100;
+    cfg.writers = 1;
+    cfg.batch_max = 10;
+    let pipeline = Pipeline::start(cfg, pg(&db.url_via(&proxy))).expect("start");
+    let sink = pipeline.sink();
+    let stats = Arc::clone(pipeline.stats());
+    // The database answers nothing, yet nothing says it is down: the writer waits on its batch.
+    proxy.pause();
+    sink.record(event(Uuid::nil(), 0));
+    wait_for("the writer to take its batch", || {
+        stats.snapshot().in_flight == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Ten times the queue's capacity, 30 at a time: past three quarters the spiller moves the
+    // oldest to the spool, so the queue never overflows.
+    for chunk in 0..33 {
+        for i in 0..30 {
+            sink.record(event(Uuid::nil(), 1 + chunk * 30 + i));
+        }
+        wait_for("the queue back under three quarters", || {
+            pipeline.queue_depth() < 75
+        })
+        .await;
+    }
+    let s = stats.snapshot();
+    assert_eq!(s.dropped, 0, "{s:?}");
+    assert!(s.spilled > 0 && s.spilled == s.spooled, "{s:?}");
+    assert!(s.balanced(pipeline.queue_depth() as u64), "{s:?}");
+
+    proxy.resume();
+    wait_for("every event written", || stats.snapshot().written == 991).await;
+    assert_eq!(pipeline.shutdown(deadline()).await, 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 991);
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT request_id) FROM api_calls").await,
+        991
+    );
+    assert_rollups_clean(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
