@@ -6,7 +6,7 @@
 //! target/release/aim-faults restart   # PostgreSQL restarted 10 times in 60 s
 //! target/release/aim-faults sigterm   # SIGTERM under load
 //! target/release/aim-faults kill9     # kill -9 20 times, restarted each time
-//! target/release/aim-faults slowdb    # tables locked for 10 s under load
+//! target/release/aim-faults slowdb    # tables locked for 10 s, then writes delayed, under load
 //! target/release/aim-faults spoolfull # a 2 MiB spool while the database is down for 15 s
 //! target/release/aim-faults replicas  # three replicas on one database, the load spread
 //! target/release/aim-faults corruptspool # a damaged spool replayed after a restart
@@ -217,6 +217,10 @@ struct Observed {
     db_route: Vec<(f64, Duration, u16)>,
     /// (seconds since the load started, latency) of the probe's answers; see [`probe`].
     probe: Vec<(f64, Duration)>,
+    /// The probe's requests answered with another status than the route's 400, or not at all.
+    probe_failures: u64,
+    /// Ids of the probe's answered requests (also in `answered`).
+    probe_answered: HashSet<u64>,
     sent: u64,
 }
 
@@ -231,6 +235,22 @@ struct Target {
     key: String,
 }
 
+/// Numbers the load's and the probe's requests alike (`x-request-id: fault-<n>`), so the oracle
+/// accounts for both.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// What the probe saw.
+#[derive(Default)]
+struct Probed {
+    /// (seconds since the load started, latency) of each of the route's answers.
+    samples: Vec<(f64, Duration)>,
+    /// Ids of the requests that got an HTTP answer.
+    answered: Vec<u64>,
+    sent: u64,
+    /// Requests not answered with the route's 400, or not at all.
+    failures: u64,
+}
+
 /// The latency of the no-database route as one more client sees it: one kept-alive connection,
 /// one request every 4 ms, on a thread and a runtime of its own. The load's own measurements
 /// also count the time its requests wait in the driver, whose two worker threads share this
@@ -242,17 +262,17 @@ fn probe(
     started: Instant,
     duration: Duration,
     stop: &AtomicBool,
-) -> anyhow::Result<Vec<(f64, Duration)>> {
+) -> anyhow::Result<Probed> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let http = http_client();
-        let mut samples = Vec::new();
-        let mut n = 0u64;
+        let mut probed = Probed::default();
         while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
-            let id = format!("probe-{n}");
-            n += 1;
+            let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+            probed.sent += 1;
+            let id = format!("fault-{n}");
             let sent = Instant::now();
             let answer = get(
                 &http,
@@ -261,12 +281,20 @@ fn probe(
                 None,
             )
             .await;
+            let latency = sent.elapsed();
+            if answer.is_ok() {
+                probed.answered.push(n);
+            }
             if let Ok((400, _)) = answer {
-                samples.push(((sent - started).as_secs_f64(), sent.elapsed()));
+                probed
+                    .samples
+                    .push(((sent - started).as_secs_f64(), latency));
+            } else {
+                probed.failures += 1;
             }
             tokio::time::sleep(Duration::from_millis(4)).await;
         }
-        Ok(samples)
+        Ok(probed)
     })
 }
 
@@ -291,7 +319,6 @@ async fn load(
         agent,
         key,
     } = target;
-    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let started = Instant::now();
     let tick = Duration::from_millis(10);
     let per_tick = (rate / 100).max(1);
@@ -352,21 +379,26 @@ async fn load(
             });
         }
     }
-    let samples = match tokio::task::spawn_blocking(move || probe.join()).await {
-        Ok(Ok(Ok(samples))) => samples,
+    // A probe that could not run leaves no samples, and the latency target then fails.
+    let probed = match tokio::task::spawn_blocking(move || probe.join()).await {
+        Ok(Ok(Ok(probed))) => probed,
         Ok(Ok(Err(e))) => {
             eprintln!("the latency probe failed: {e:#}");
-            Vec::new()
+            Probed::default()
         }
         _ => {
             eprintln!("the latency probe's thread panicked");
-            Vec::new()
+            Probed::default()
         }
     };
-    observed
+    let mut o = observed
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .probe = samples;
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    o.probe = probed.samples;
+    o.probe_failures = probed.failures;
+    o.sent += probed.sent;
+    o.answered.extend(&probed.answered);
+    o.probe_answered = probed.answered.into_iter().collect();
 }
 
 /// Closed-loop for `seconds`: the rate this machine sustains on the agent route.
@@ -540,6 +572,7 @@ struct RouteLatency {
     load: (Duration, Duration),
     /// The probe's answers before and during the faults.
     probe_answers: (usize, usize),
+    probe_failures: u64,
 }
 
 impl RouteLatency {
@@ -557,12 +590,15 @@ impl RouteLatency {
             probe: split(&observed.probe),
             load: split(&observed.fast_route),
             probe_answers: (count(&before), count(&during)),
+            probe_failures: observed.probe_failures,
         }
     }
 
-    /// Within 1.2 × the baseline, on enough answers for a p99 to mean something.
+    /// Within 1.2 × the baseline, on enough answers for a p99 to mean something, and every
+    /// probe request answered as the route answers.
     fn met(&self) -> bool {
-        self.probe_answers.0 >= 100
+        self.probe_failures == 0
+            && self.probe_answers.0 >= 100
             && self.probe_answers.1 >= 100
             && p99_ratio(self.probe.0, self.probe.1) <= 1.2
     }
@@ -573,6 +609,10 @@ impl RouteLatency {
             (
                 "probe: answers before / during the faults",
                 format!("{} / {}", self.probe_answers.0, self.probe_answers.1),
+            ),
+            (
+                "probe: requests not answered 400 (must be 0)",
+                self.probe_failures.to_string(),
             ),
             (
                 "probe: p99 of the no-database route before the faults",
@@ -978,8 +1018,10 @@ async fn metric_labelled(http: &Http, port: u16, name: &str, label: &str) -> any
 
 /// A slow database: an exclusive lock held on `api_calls` for 10 s (every COPY waits), then one
 /// on `agent_activity_metrics` for 10 s (every rollup step waits), under load.
+/// Two tables locked for 10 s each, then every write to `api_calls` delayed by 500 ms for 10 s
+/// (a statement-level trigger that sleeps, counting the statements it delayed).
 async fn slowdb(s: Suite) -> anyhow::Result<bool> {
-    let (observed, _stop, load) = start_load(&s, Duration::from_secs(35));
+    let (observed, _stop, load) = start_load(&s, Duration::from_secs(48));
     let load_started = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (locker, connection) = postgres_config(&s.service.database_url)?
@@ -1001,6 +1043,32 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+    let from = load_started.elapsed().as_secs_f64();
+    locker
+        .batch_execute(
+            "CREATE SEQUENCE fault_delayed_writes;
+             CREATE FUNCTION fault_delay() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM nextval('fault_delayed_writes'); PERFORM pg_sleep(0.5); RETURN NULL; END $$;
+             CREATE TRIGGER fault_delay BEFORE INSERT ON api_calls
+             FOR EACH STATEMENT EXECUTE FUNCTION fault_delay();",
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    locker
+        .batch_execute("DROP TRIGGER fault_delay ON api_calls; DROP FUNCTION fault_delay();")
+        .await?;
+    windows.push((from, load_started.elapsed().as_secs_f64()));
+    let delayed: i64 = locker
+        .query_one(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM fault_delayed_writes",
+            &[],
+        )
+        .await?
+        .get(0);
+    println!(
+        "writes to api_calls delayed 500 ms from {from:.1} s to {:.1} s: {delayed} statements",
+        load_started.elapsed().as_secs_f64()
+    );
     load.await?;
     let observed = finish(&observed).await;
     let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
@@ -1024,18 +1092,20 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
             "events spooled while the writers were blocked",
             format!("{spooled}"),
         ),
+        ("writes delayed 500 ms by the trigger", delayed.to_string()),
         ("queue and spool empty afterwards", drain_text(&drain)),
     ];
-    lines.extend(latency.lines("while a lock was held"));
+    lines.extend(latency.lines("while a lock was held or writes were delayed"));
     lines.push(("peak RSS", mib(rss)));
     let (lost, duplicated) = report(&s, &observed, &lines).await?;
     let clean = finish_suite(s).await?;
     let latency_ok = latency.met();
     println!(
-        "targets: nothing lost {}, 0 duplicated {}, no drops {}, drained {}, rollups clean {}, p99 within 1.2× {}, peak RSS ≤ 256 MiB {}",
+        "targets: nothing lost {}, 0 duplicated {}, no drops {}, writes delayed {}, drained {}, rollups clean {}, p99 within 1.2× {}, peak RSS ≤ 256 MiB {}",
         mark(lost == 0),
         mark(duplicated == 0),
         mark(dropped == 0.0),
+        mark(delayed > 0),
         mark(drain.is_ok()),
         mark(clean),
         mark(latency_ok),
@@ -1044,6 +1114,7 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
     Ok(lost == 0
         && duplicated == 0
         && dropped == 0.0
+        && delayed > 0
         && drain.is_ok()
         && clean
         && latency_ok
@@ -1150,12 +1221,18 @@ async fn replicas(s: Suite) -> anyhow::Result<bool> {
         .await?;
         peak_rss.push(replica.peak_rss_kib());
     }
+    // The load's request n went to replica (n / 2) mod 3; the probe's all went to the first.
     let answered_by = |i: usize| {
-        observed
+        let load = observed
             .answered
             .iter()
-            .filter(|n| (**n / 2) as usize % 3 == i)
-            .count()
+            .filter(|n| !observed.probe_answered.contains(n) && (**n / 2) as usize % 3 == i)
+            .count();
+        load + if i == 0 {
+            observed.probe_answered.len()
+        } else {
+            0
+        }
     };
     let (lost, duplicated) = report(
         &s,
