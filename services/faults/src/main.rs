@@ -235,9 +235,11 @@ struct Target {
     key: String,
 }
 
-/// Numbers the load's and the probe's requests alike (`x-request-id: fault-<n>`), so the oracle
-/// accounts for both.
+/// Numbers the load's requests (`x-request-id: fault-<n>`).
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// Where the probe's request ids start, far above the load's, so the oracle accounts for both.
+const PROBE_FIRST_ID: u64 = 1 << 40;
 
 /// What the probe saw.
 #[derive(Default)]
@@ -251,51 +253,92 @@ struct Probed {
     failures: u64,
 }
 
-/// The latency of the no-database route as one more client sees it: one kept-alive connection,
-/// one request every 4 ms, on a thread and a runtime of its own. The load's own measurements
-/// also count the time its requests wait in the driver, whose two worker threads share this
-/// machine's two cores with the service and PostgreSQL and hold thousands of tasks when an
-/// outage slows the other route; the probe's requests wait for nothing but the service.
-fn probe(
-    uri: &str,
-    key: &str,
-    started: Instant,
-    duration: Duration,
-    stop: &AtomicBool,
-) -> anyhow::Result<Probed> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let http = http_client();
-        let mut probed = Probed::default();
-        while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
-            let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-            probed.sent += 1;
-            let id = format!("fault-{n}");
-            let sent = Instant::now();
-            let answer = get(
-                &http,
-                uri,
-                Some(&[("authorization", key), ("x-request-id", id.as_str())]),
-                None,
-            )
-            .await;
-            let latency = sent.elapsed();
-            if answer.is_ok() {
-                probed.answered.push(n);
-            }
-            if let Ok((400, _)) = answer {
-                probed
-                    .samples
-                    .push(((sent - started).as_secs_f64(), latency));
-            } else {
-                probed.failures += 1;
-            }
-            tokio::time::sleep(Duration::from_millis(4)).await;
+/// `aim-faults probe`: the latency of the no-database route as one more client sees it, in a
+/// process of its own: one kept-alive connection, one request every 4 ms, for
+/// `AIM_PROBE_SECONDS`. The load's own measurements also count the time its requests wait in
+/// the driver: its two worker threads hold thousands of tasks when an outage slows the other
+/// route, and every `pg_ctl` the driver starts forks its large address space, stalling its
+/// threads. The probe's requests wait for nothing but the service (and the machine).
+///
+/// Prints `s <seconds since it started> <latency µs>` per answer of the route, `a <id>` per
+/// answered request, and a last line `n <sent> <failures>`.
+async fn probe_main() -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
+    let uri = var("AIM_PROBE_URI")?;
+    let key = var("AIM_PROBE_KEY")?;
+    let duration = Duration::from_secs_f64(var("AIM_PROBE_SECONDS")?.parse()?);
+    let started = Instant::now();
+    let http = http_client();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut sent, mut failures) = (0u64, 0u64);
+    while started.elapsed() < duration {
+        let n = PROBE_FIRST_ID + sent;
+        sent += 1;
+        let id = format!("fault-{n}");
+        let at = started.elapsed();
+        let answer = get(
+            &http,
+            &uri,
+            Some(&[
+                ("authorization", key.as_str()),
+                ("x-request-id", id.as_str()),
+            ]),
+            None,
+        )
+        .await;
+        let latency = started.elapsed() - at;
+        if answer.is_ok() {
+            writeln!(out, "a {n}")?;
         }
-        Ok(probed)
-    })
+        if let Ok((400, _)) = answer {
+            writeln!(out, "s {:.6} {}", at.as_secs_f64(), latency.as_micros())?;
+        } else {
+            failures += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(4)).await;
+    }
+    writeln!(out, "n {sent} {failures}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Starts the probe process for `duration`.
+fn start_probe(uri: &str, key: &str, duration: Duration) -> anyhow::Result<tokio::process::Child> {
+    tokio::process::Command::new(std::env::current_exe()?)
+        .arg("probe")
+        .env("AIM_PROBE_URI", uri)
+        .env("AIM_PROBE_KEY", key)
+        .env("AIM_PROBE_SECONDS", duration.as_secs_f64().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the latency probe")
+}
+
+/// Reads what the probe printed; its seconds start `offset` after the load's.
+fn parse_probe(output: &[u8], offset: f64) -> anyhow::Result<Probed> {
+    let mut probed = Probed::default();
+    let mut finished = false;
+    for line in String::from_utf8_lossy(output).lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        match fields.as_slice() {
+            ["s", at, micros] => probed.samples.push((
+                offset + at.parse::<f64>()?,
+                Duration::from_micros(micros.parse()?),
+            )),
+            ["a", id] => probed.answered.push(id.parse()?),
+            ["n", sent, failures] => {
+                probed.sent = sent.parse()?;
+                probed.failures = failures.parse()?;
+                finished = true;
+            }
+            _ => bail!("the probe printed {line:?}"),
+        }
+    }
+    ensure!(finished, "the probe stopped before its last line");
+    Ok(probed)
 }
 
 /// Open-loop load at `rate` requests a second for `duration`: agent-key calls alternating
@@ -324,11 +367,14 @@ async fn load(
     let per_tick = (rate / 100).max(1);
     let mut ticks = tokio::time::interval(tick);
     let fast_http = http_client();
-    let probe = {
-        let uri = format!("{}/api/v1/verifications?limit=0", bases[0]);
-        let (key, stop) = (format!("Bearer {key}"), Arc::clone(&stop));
-        std::thread::spawn(move || probe(&uri, &key, started, duration, &stop))
-    };
+    let probe_offset = started.elapsed().as_secs_f64();
+    // Its output is read as it comes (a full pipe would stop it), and parsed at the end.
+    let probe = start_probe(
+        &format!("{}/api/v1/verifications?limit=0", bases[0]),
+        &format!("Bearer {key}"),
+        duration,
+    )
+    .map(|child| tokio::spawn(child.wait_with_output()));
     let in_flight = Arc::new(tokio::sync::Semaphore::new(2_000));
     while started.elapsed() < duration && !stop.load(Ordering::Relaxed) {
         ticks.tick().await;
@@ -380,14 +426,28 @@ async fn load(
         }
     }
     // A probe that could not run leaves no samples, and the latency target then fails.
-    let probed = match tokio::task::spawn_blocking(move || probe.join()).await {
-        Ok(Ok(Ok(probed))) => probed,
-        Ok(Ok(Err(e))) => {
-            eprintln!("the latency probe failed: {e:#}");
-            Probed::default()
-        }
-        _ => {
-            eprintln!("the latency probe's thread panicked");
+    let probed = match probe {
+        Ok(output) => match output.await {
+            Ok(Ok(output)) if output.status.success() => parse_probe(&output.stdout, probe_offset)
+                .unwrap_or_else(|e| {
+                    eprintln!("the latency probe's output: {e:#}");
+                    Probed::default()
+                }),
+            Ok(Ok(output)) => {
+                eprintln!("the latency probe failed: {}", output.status);
+                Probed::default()
+            }
+            Ok(Err(e)) => {
+                eprintln!("the latency probe: {e}");
+                Probed::default()
+            }
+            Err(e) => {
+                eprintln!("the latency probe's reader: {e}");
+                Probed::default()
+            }
+        },
+        Err(e) => {
+            eprintln!("{e:#}");
             Probed::default()
         }
     };
@@ -564,8 +624,8 @@ fn write_samples(
     Ok(())
 }
 
-/// p99s of the no-database route in the first 5 s (before any fault) and inside the fault
-/// `windows` (seconds since the load started): the probe's, which the target applies to, and
+/// p99s of the no-database route before the first fault (from the load's second second: 9 s,
+/// about 2,000 probe answers) and inside the fault `windows` (seconds since the load started): the probe's, which the target applies to, and
 /// the load's, reported beside them.
 struct RouteLatency {
     probe: (Duration, Duration),
@@ -577,7 +637,9 @@ struct RouteLatency {
 
 impl RouteLatency {
     fn of(observed: &Observed, windows: &[(f64, f64)]) -> Self {
-        let before = |t: f64| t < 5.0;
+        // From the load's second second (its first opens the connections) to the first fault.
+        let first_fault = windows.first().map_or(0.0, |w| w.0);
+        let before = |t: f64| (1.0..first_fault).contains(&t);
         let during = |t: f64| windows.iter().any(|(a, b)| t >= *a && t <= *b);
         let split = |samples: &[(f64, Duration)]| {
             (
@@ -867,11 +929,11 @@ async fn finish_suite(mut s: Suite) -> anyhow::Result<bool> {
 }
 
 async fn restart(s: Suite) -> anyhow::Result<bool> {
-    let (observed, _stop, load) = start_load(&s, Duration::from_secs(75));
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (observed, _stop, load) = start_load(&s, Duration::from_secs(80));
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let mut last_restart = Instant::now();
     let mut outages = Vec::new();
-    let load_started = Instant::now() - Duration::from_secs(5);
+    let load_started = Instant::now() - Duration::from_secs(10);
     for i in 0..10 {
         let mode = if i % 2 == 0 {
             ShutdownMode::Fast
@@ -1021,9 +1083,9 @@ async fn metric_labelled(http: &Http, port: u16, name: &str, label: &str) -> any
 /// Two tables locked for 10 s each, then every write to `api_calls` delayed by 500 ms for 10 s
 /// (a statement-level trigger that sleeps, counting the statements it delayed).
 async fn slowdb(s: Suite) -> anyhow::Result<bool> {
-    let (observed, _stop, load) = start_load(&s, Duration::from_secs(48));
+    let (observed, _stop, load) = start_load(&s, Duration::from_secs(53));
     let load_started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let (locker, connection) = postgres_config(&s.service.database_url)?
         .connect(tokio_postgres::NoTls)
         .await?;
@@ -1086,11 +1148,21 @@ async fn slowdb(s: Suite) -> anyhow::Result<bool> {
         "aim_analytics_events_dropped_total",
     )
     .await?;
+    let spilled = metric(
+        &s.http,
+        s.service.metrics_port,
+        "aim_analytics_events_spilled_total",
+    )
+    .await?;
     let rss = s.service.peak_rss_kib();
     let mut lines = vec![
         (
             "events spooled while the writers were blocked",
             format!("{spooled}"),
+        ),
+        (
+            "of them, moved off a three-quarters-full queue by the spiller",
+            format!("{spilled}"),
         ),
         ("writes delayed 500 ms by the trigger", delayed.to_string()),
         ("queue and spool empty afterwards", drain_text(&drain)),
@@ -1462,6 +1534,10 @@ async fn corruptspool(mut s: Suite) -> anyhow::Result<bool> {
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let scenario = std::env::args().nth(1).unwrap_or_default();
+    if scenario == "probe" {
+        probe_main().await?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let run = match scenario.as_str() {
         "restart" | "sigterm" | "kill9" | "slowdb" | "spoolfull" | "replicas" | "corruptspool" => {
             scenario.clone()
