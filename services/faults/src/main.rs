@@ -171,6 +171,26 @@ async fn get(
     Ok((status, bytes))
 }
 
+/// A `GET` with the agent's `authorization` and `x-request-id: fault-<n>`, the id the oracle
+/// looks for; returns the answer and how long it took.
+async fn numbered_call(
+    http: &Http,
+    uri: &str,
+    authorization: &str,
+    n: u64,
+) -> (anyhow::Result<(u16, Bytes)>, Duration) {
+    let id = format!("fault-{n}");
+    let sent = Instant::now();
+    let answer = get(
+        http,
+        uri,
+        Some(&[("authorization", authorization), ("x-request-id", &id)]),
+        None,
+    )
+    .await;
+    (answer, sent.elapsed())
+}
+
 fn json(bytes: &Bytes) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(bytes)?)
 }
@@ -275,19 +295,8 @@ async fn probe_main() -> anyhow::Result<()> {
     while started.elapsed() < duration {
         let n = PROBE_FIRST_ID + sent;
         sent += 1;
-        let id = format!("fault-{n}");
         let at = started.elapsed();
-        let answer = get(
-            &http,
-            &uri,
-            Some(&[
-                ("authorization", key.as_str()),
-                ("x-request-id", id.as_str()),
-            ]),
-            None,
-        )
-        .await;
-        let latency = started.elapsed() - at;
+        let (answer, latency) = numbered_call(&http, &uri, &key, n).await;
         if answer.is_ok() {
             writeln!(out, "a {n}")?;
         }
@@ -395,19 +404,8 @@ async fn load(
             };
             let key = format!("Bearer {key}");
             tokio::spawn(async move {
-                let id = format!("fault-{n}");
                 let sent = Instant::now();
-                let answer = get(
-                    &http,
-                    &uri,
-                    Some(&[
-                        ("authorization", key.as_str()),
-                        ("x-request-id", id.as_str()),
-                    ]),
-                    None,
-                )
-                .await;
-                let latency = sent.elapsed();
+                let (answer, latency) = numbered_call(&http, &uri, &key, n).await;
                 let mut o = observed
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);

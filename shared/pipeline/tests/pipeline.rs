@@ -144,15 +144,34 @@ async fn every_event_becomes_exactly_one_row() {
     assert_eq!(s.dropped, 0);
 }
 
+/// A queue of 100 events and one writer taking 10 at a time.
+fn small_queue(spool: &std::path::Path) -> PipelineConfig {
+    PipelineConfig {
+        queue_capacity: 100,
+        writers: 1,
+        batch_max: 10,
+        ..config(spool)
+    }
+}
+
+/// Pauses the database and hands the writer one event: past the batch's flush interval it is
+/// stuck writing it, taking nothing more from the queue.
+async fn stall_the_writer(proxy: &aim_store::testing::FaultProxy, pipeline: &Pipeline) {
+    proxy.pause();
+    pipeline.sink().record(event(Uuid::nil(), 0));
+    wait_for("the writer to take its batch", || {
+        pipeline.stats().snapshot().in_flight == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_and_counts_exactly() {
     let db = TestDatabase::create().await;
     let proxy = db.proxy().await;
     let spool = tempfile::tempdir().expect("spool");
-    let mut cfg = config(spool.path());
-    cfg.queue_capacity = 100;
-    cfg.writers = 1;
-    cfg.batch_max = 10;
+    let mut cfg = small_queue(spool.path());
     // A spool that takes nothing: the spiller leaves the queue alone, and what does not fit is
     // dropped at the door.
     cfg.spool_max_bytes = 0;
@@ -160,14 +179,7 @@ async fn a_full_queue_drops_and_counts_exactly() {
     let sink = pipeline.sink();
     let stats = Arc::clone(pipeline.stats());
     // Hold the writer on a stalled database, then offer far more than the queue holds.
-    proxy.pause();
-    sink.record(event(Uuid::nil(), 0));
-    wait_for("the writer to take its batch", || {
-        stats.snapshot().in_flight == 1
-    })
-    .await;
-    // Past the batch's flush interval: the writer is now stuck writing it, taking nothing more.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stall_the_writer(&proxy, &pipeline).await;
     for i in 1..1_000 {
         sink.record(event(Uuid::nil(), i));
     }
@@ -191,21 +203,12 @@ async fn a_writer_stuck_on_a_slow_database_does_not_let_the_queue_overflow() {
     let db = TestDatabase::create().await;
     let proxy = db.proxy().await;
     let spool = tempfile::tempdir().expect("spool");
-    let mut cfg = config(spool.path());
-    cfg.queue_capacity = 100;
-    cfg.writers = 1;
-    cfg.batch_max = 10;
+    let cfg = small_queue(spool.path());
     let pipeline = Pipeline::start(cfg, pg(&db.url_via(&proxy))).expect("start");
     let sink = pipeline.sink();
     let stats = Arc::clone(pipeline.stats());
     // The database answers nothing, yet nothing says it is down: the writer waits on its batch.
-    proxy.pause();
-    sink.record(event(Uuid::nil(), 0));
-    wait_for("the writer to take its batch", || {
-        stats.snapshot().in_flight == 1
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stall_the_writer(&proxy, &pipeline).await;
     // Ten times the queue's capacity, 30 at a time: past three quarters the spiller moves the
     // oldest to the spool, so the queue never overflows.
     for chunk in 0..33 {
