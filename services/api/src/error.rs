@@ -63,6 +63,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The code of [`ApiError::Unavailable`], which the database breaker watches for.
+    pub const UNAVAILABLE: &'static str = "service_unavailable";
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
@@ -99,7 +102,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::Unavailable(_) => "service_unavailable",
+            Self::Unavailable(_) => Self::UNAVAILABLE,
             Self::Internal(_) => "internal_error",
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod bootstrap;
+pub mod breaker;
 pub mod cli;
 pub mod config;
 mod dashboard;
@@ -63,6 +64,10 @@ pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            breaker::trip_on_unavailable,
+        ))
         // Outside the panic guard, so a panic is recorded as the 500 it answers.
         .layer(tower::util::option_layer(analytics))
         .layer(middleware::request_log::layer())

@@ -58,6 +58,7 @@ pub(crate) fn spawn(
     crate::middleware::http_metrics::describe();
     aim_pipeline::PipelineStats::describe();
     describe_pools();
+    crate::breaker::describe();
     metrics::describe_counter!(
         "aim_http_requests_unattributed_total",
         "Requests that ended without an organization (no or bad credentials), by route and status: not recorded as api_calls rows."

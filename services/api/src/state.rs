@@ -6,15 +6,18 @@ use std::time::Instant;
 use aim_store::PgPool;
 use secrecy::SecretString;
 
+use crate::ApiError;
 use crate::auth::api_keys::KeyCache;
 use crate::auth::jwt::Tokens;
 use crate::auth::password::{PasswordError, Passwords};
 use crate::auth::rate_limit::RateLimits;
+use crate::breaker::DatabaseBreaker;
 use crate::config::{Config, Environment};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: PgPool,
+    db: PgPool,
+    breaker: DatabaseBreaker,
     inner: Arc<Inner>,
 }
 
@@ -42,6 +45,7 @@ impl AppState {
         let hashing = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Self {
             db,
+            breaker: DatabaseBreaker::default(),
             inner: Arc::new(Inner {
                 environment: config.environment,
                 started_at: Instant::now(),
@@ -61,6 +65,25 @@ impl AppState {
                 pipeline,
             }),
         })
+    }
+
+    /// The pool for a request's queries, or at once the 503 the query would end in while the
+    /// database is known to be unavailable (see [`crate::breaker`]).
+    ///
+    /// # Errors
+    /// [`ApiError::Unavailable`] while the breaker is open.
+    pub fn db(&self) -> Result<&PgPool, ApiError> {
+        self.breaker.check()?;
+        Ok(&self.db)
+    }
+
+    /// The pool whatever the breaker says: for probes that report the database's state.
+    pub fn pool(&self) -> &PgPool {
+        &self.db
+    }
+
+    pub fn breaker(&self) -> &DatabaseBreaker {
+        &self.breaker
     }
 
     pub fn environment(&self) -> Environment {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::StoreError;
 
@@ -119,6 +119,25 @@ pub async fn create_database_if_missing(
 /// [`StoreError::Timeout`] or the database error; both are "unavailable" to callers.
 pub async fn ping(pool: &PgPool, timeout: Duration) -> Result<(), StoreError> {
     tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool))
+        .await
+        .map_err(|_| StoreError::Timeout(timeout))??;
+    Ok(())
+}
+
+/// Whether a new connection can be made and answers, bounded by `timeout`; the pool is not
+/// used, so the answer is about the database, not about a pool whose connections are all busy
+/// or were cut by a restart.
+///
+/// # Errors
+/// [`StoreError::Timeout`] or the connection's error.
+pub async fn reachable(pool: &PgPool, timeout: Duration) -> Result<(), StoreError> {
+    let options = pool.connect_options();
+    let attempt = async {
+        let mut conn = PgConnection::connect_with(&options).await?;
+        conn.ping().await?;
+        conn.close().await
+    };
+    tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| StoreError::Timeout(timeout))??;
     Ok(())

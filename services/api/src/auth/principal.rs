@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, header};
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::api_keys::{self, KeyCache, Lookup, ValidKey};
+use super::api_keys::{self, Lookup, ValidKey};
 use super::jwt::TokenType;
 use crate::error::ApiError;
 use crate::middleware::analytics::{AnalyticsSlot, Attribution};
@@ -149,7 +149,7 @@ async fn authenticate_user(state: &AppState, token: &str) -> Result<Principal, A
         .map_err(|_| ApiError::Unauthorized)?;
     // The role and the account's state are read now, not trusted from the token, so a
     // deactivation or demotion applies to the very next request.
-    let role = aim_store::users::active_role(&state.db, claims.org, claims.sub)
+    let role = aim_store::users::active_role(state.db()?, claims.org, claims.sub)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     Ok(Principal::User {
@@ -166,17 +166,18 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
     let valid = match cache.lookup(&hash) {
         Lookup::Fresh(cached) => cached,
         Lookup::Recheck(cached) => {
-            tokio::spawn(recheck_key(
-                state.db.clone(),
-                cache.clone(),
-                hash,
-                cached.clone(),
-            ));
+            tokio::spawn(recheck_key(state.clone(), hash, cached.clone()));
             cached
         }
         known => {
             let generation = cache.generation();
-            match aim_store::api_keys::owner_by_hash(&state.db, &hash).await {
+            let checked = match state.db() {
+                Ok(pool) => aim_store::api_keys::owner_by_hash(pool, &hash)
+                    .await
+                    .map_err(ApiError::from),
+                Err(refused) => Err(refused),
+            };
+            match checked {
                 Ok(owner) => {
                     let Some(owner) = owner.filter(|owner| api_keys::usable(owner, now)) else {
                         cache.forget(&hash);
@@ -191,14 +192,15 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
                 // The database cannot say otherwise: an earlier check stands, so the agent's
                 // calls keep working (and keep being recorded) through the outage, and stop
                 // waiting for the database until a background check finds it back.
-                Err(e) if e.is_unavailable() => match known {
+                Err(e @ ApiError::Unavailable(_)) => match known {
                     Lookup::Stale(cached) => {
+                        state.breaker().trip(state.pool());
                         cached.database_unavailable();
                         cached
                     }
-                    _ => return Err(e.into()),
+                    _ => return Err(e),
                 },
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
     };
@@ -208,8 +210,8 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
         cache.forget(&hash);
         return Err(ApiError::Unauthorized);
     }
-    if valid.due_for_touch(now) {
-        let pool = state.db.clone();
+    if let Some(pool) = valid.due_for_touch(now).then(|| state.db().ok()).flatten() {
+        let pool = pool.clone();
         let key_id = valid.key_id;
         // Off the request path, at most once a minute per key; a failure only delays the
         // timestamp.
@@ -228,14 +230,14 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
 
 /// A key's check made again off the request path: the caller has already been let through on
 /// the cached check, which stays in place until this one replaces or evicts it.
-async fn recheck_key(
-    db: aim_store::PgPool,
-    cache: KeyCache,
-    hash: api_keys::KeyHash,
-    cached: ValidKey,
-) {
+async fn recheck_key(state: AppState, hash: api_keys::KeyHash, cached: ValidKey) {
+    let cache = state.key_cache();
     let generation = cache.generation();
-    match aim_store::api_keys::owner_by_hash(&db, &hash).await {
+    let Ok(pool) = state.db() else {
+        cached.database_unavailable();
+        return;
+    };
+    match aim_store::api_keys::owner_by_hash(pool, &hash).await {
         Ok(Some(owner)) if api_keys::usable(&owner, Utc::now()) => {
             if !cache.insert(hash, cached.checked_again(&owner), generation) {
                 // A revocation overtook the check: the next call checks on the request path.
@@ -243,7 +245,10 @@ async fn recheck_key(
             }
         }
         Ok(_) => cache.forget(&hash),
-        Err(e) if e.is_unavailable() => cached.database_unavailable(),
+        Err(e) if e.is_unavailable() => {
+            state.breaker().trip(state.pool());
+            cached.database_unavailable();
+        }
         Err(e) => {
             // Not an outage: the next call checks on the request path and gets the error.
             tracing::warn!(error = %e, "could not check an API key again");

@@ -56,7 +56,7 @@ async fn visible_agent(
     {
         return Err(ApiError::NotFound);
     }
-    aim_store::agents::get(&state.db, principal.organization_id(), id)
+    aim_store::agents::get(state.db()?, principal.organization_id(), id)
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -97,7 +97,7 @@ async fn list_agents(
     if let Principal::Agent { agent_id, .. } = principal {
         // An agent's view of the list is itself.
         let agents: Vec<Agent> =
-            aim_store::agents::get(&state.db, principal.organization_id(), agent_id)
+            aim_store::agents::get(state.db()?, principal.organization_id(), agent_id)
                 .await?
                 .filter(|a| query.status.is_none_or(|s| s == a.status))
                 .into_iter()
@@ -110,7 +110,8 @@ async fn list_agents(
         }));
     }
     let (agents, total) =
-        aim_store::agents::list(&state.db, principal.organization_id(), query.status, page).await?;
+        aim_store::agents::list(state.db()?, principal.organization_id(), query.status, page)
+            .await?;
     Ok(Json(AgentList {
         agents,
         paging: Paging::new(total, page),
@@ -177,7 +178,7 @@ async fn create_agent(
     check_object(&mut errors, "metadata", body.metadata.as_ref());
     errors.finish()?;
     let agent = aim_store::agents::create(
-        &state.db,
+        state.db()?,
         principal.organization_id(),
         NewAgent {
             name: body.name.trim().to_owned(),
@@ -254,7 +255,7 @@ async fn update_agent(
     errors.finish()?;
     let status_changed = body.status.is_some();
     let agent = aim_store::agents::update(
-        &state.db,
+        state.db()?,
         principal.organization_id(),
         id,
         AgentPatch {
@@ -291,7 +292,7 @@ async fn delete_agent(
 ) -> Result<StatusCode, ApiError> {
     principal.user_with(Role::Manager)?;
     let hashes = aim_store::agents::delete(
-        &state.db,
+        state.db()?,
         principal.organization_id(),
         id,
         &principal.actor(&meta),
@@ -345,7 +346,7 @@ async fn set_trust_score(
     errors.text(&body.reason, "reason", 1, 500);
     errors.finish()?;
     let (agent, previous_score) = aim_store::agents::set_trust_score(
-        &state.db,
+        state.db()?,
         principal.organization_id(),
         id,
         body.trust_score,
@@ -381,7 +382,8 @@ async fn trust_history(
     let page = pagination.page()?;
     let agent = visible_agent(&state, &principal, id).await?;
     let history =
-        aim_store::agents::trust_history(&state.db, agent.organization_id, agent.id, page).await?;
+        aim_store::agents::trust_history(state.db()?, agent.organization_id, agent.id, page)
+            .await?;
     Ok(Json(TrustHistory { history }))
 }
 
@@ -404,7 +406,7 @@ async fn list_keys(
 ) -> Result<Json<KeyList>, ApiError> {
     principal.user_with(Role::Viewer)?;
     let agent = visible_agent(&state, &principal, id).await?;
-    let api_keys = aim_store::api_keys::list(&state.db, agent.organization_id, agent.id).await?;
+    let api_keys = aim_store::api_keys::list(state.db()?, agent.organization_id, agent.id).await?;
     Ok(Json(KeyList { api_keys }))
 }
 
@@ -457,7 +459,7 @@ async fn create_key(
     errors.finish()?;
     let generated = api_keys::generate().map_err(|e| ApiError::Internal(e.to_string()))?;
     let key = aim_store::api_keys::create(
-        &state.db,
+        state.db()?,
         principal.organization_id(),
         NewApiKey {
             agent_id: id,
@@ -495,7 +497,7 @@ async fn revoke_key(
 ) -> Result<StatusCode, ApiError> {
     principal.user_with(Role::Manager)?;
     let hash = aim_store::api_keys::revoke(
-        &state.db,
+        state.db()?,
         principal.organization_id(),
         id,
         key_id,
@@ -573,7 +575,7 @@ async fn verify_action(
     let agent = visible_agent(&state, &principal, id).await?;
     let (status, reason) = decide(agent.status, agent.trust_score);
     let event = aim_store::verifications::record(
-        &state.db,
+        state.db()?,
         NewVerification {
             organization_id: agent.organization_id,
             agent_id: agent.id,

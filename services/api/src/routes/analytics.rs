@@ -103,7 +103,7 @@ async fn window(
     days: i64,
 ) -> Result<Vec<RollupRow>, ApiError> {
     let (from, to) = last_days(days);
-    Ok(aim_store::analytics::window_rows(&state.db, organization, rollup, from, to).await?)
+    Ok(aim_store::analytics::window_rows(state.db()?, organization, rollup, from, to).await?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -175,8 +175,8 @@ async fn usage(
     let rows = window(&state, organization, Rollup::Organization, days).await?;
     let total = traffic(&rows);
     let (from, to) = last_days(days);
-    let active = aim_store::analytics::active_agents(&state.db, organization, from, to).await?;
-    let total_agents = aim_store::analytics::agent_summaries(&state.db, organization)
+    let active = aim_store::analytics::active_agents(state.db()?, organization, from, to).await?;
+    let total_agents = aim_store::analytics::agent_summaries(state.db()?, organization)
         .await?
         .len();
     Ok(Json(Usage {
@@ -417,14 +417,14 @@ async fn timeseries(
         )));
     }
     if let Some(agent) = query.agent_id {
-        aim_store::agents::get(&state.db, organization, agent)
+        aim_store::agents::get(state.db()?, organization, agent)
             .await?
             .ok_or(ApiError::NotFound)?;
     }
     let rows = match (interval, query.agent_id) {
         (Interval::Day, None) => {
             aim_store::analytics::org_days(
-                &state.db,
+                state.db()?,
                 organization,
                 from.date_naive(),
                 (to - step).date_naive(),
@@ -433,14 +433,14 @@ async fn timeseries(
         }
         (Interval::Day, Some(agent)) => {
             let rollup = Rollup::Agents(Some(agent));
-            aim_store::analytics::window_rows(&state.db, organization, rollup, from, to).await?
+            aim_store::analytics::window_rows(state.db()?, organization, rollup, from, to).await?
         }
         (Interval::Hour, Some(agent)) => {
-            aim_store::analytics::agent_hours(&state.db, organization, Some(agent), from, to)
+            aim_store::analytics::agent_hours(state.db()?, organization, Some(agent), from, to)
                 .await?
         }
         (Interval::Hour, None) => {
-            aim_store::analytics::endpoint_hours(&state.db, organization, from, to).await?
+            aim_store::analytics::endpoint_hours(state.db()?, organization, from, to).await?
         }
     };
     let mut sums: BTreeMap<DateTime<Utc>, Traffic> = BTreeMap::new();
@@ -511,13 +511,13 @@ async fn agent_activity(
         ));
     }
     let organization = principal.organization_id();
-    aim_store::agents::get(&state.db, organization, id)
+    aim_store::agents::get(state.db()?, organization, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let to = truncate_to_hour(Utc::now()) + Duration::hours(1);
     let from = to - Duration::hours(hours);
     let rows =
-        aim_store::analytics::agent_hours(&state.db, organization, Some(id), from, to).await?;
+        aim_store::analytics::agent_hours(state.db()?, organization, Some(id), from, to).await?;
     let by_hour: BTreeMap<DateTime<Utc>, Traffic> =
         rows.iter().map(|r| (r.bucket, row_traffic(r))).collect();
     let zero = Traffic::default();
@@ -624,7 +624,7 @@ async fn agents_activity(
         }
     }
     let all = traffic(&rows);
-    let agents = aim_store::analytics::agent_summaries(&state.db, organization).await?;
+    let agents = aim_store::analytics::agent_summaries(state.db()?, organization).await?;
     let zero = Traffic::default();
     let mut activities: Vec<AgentActivityEntry> = agents
         .into_iter()
@@ -703,7 +703,7 @@ async fn dashboard(
 ) -> Result<Json<Dashboard>, ApiError> {
     principal.user_with(Role::Viewer)?;
     let organization = principal.organization_id();
-    let counts = aim_store::analytics::dashboard_counts(&state.db, organization).await?;
+    let counts = aim_store::analytics::dashboard_counts(state.db()?, organization).await?;
     let rows = window(&state, organization, Rollup::Organization, 1).await?;
     let day = traffic(&rows);
     Ok(Json(Dashboard {

@@ -67,7 +67,7 @@ async fn list_audit_events(
         to: query.to,
     };
     let (audit_events, total) =
-        aim_store::audit::list(&state.db, principal.organization_id(), &filter, page).await?;
+        aim_store::audit::list(state.db()?, principal.organization_id(), &filter, page).await?;
     Ok(Json(AuditList {
         audit_events,
         paging: Paging::new(total, page),

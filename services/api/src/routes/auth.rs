@@ -95,7 +95,7 @@ async fn login(
     let email = body.email.trim();
     state.rate_limits().check_login(meta.ip, email)?;
 
-    let credentials = aim_store::users::credentials_by_email(&state.db, email).await?;
+    let credentials = aim_store::users::credentials_by_email(state.db()?, email).await?;
     let matched = state
         .passwords()
         .verify(
@@ -114,7 +114,7 @@ async fn login(
         Some(c) if matched && c.is_active => c,
         other => {
             let who = other.map(|c| (c.organization_id, c.id));
-            aim_store::users::record_login(&state.db, who, false, email, &anonymous).await?;
+            aim_store::users::record_login(state.db()?, who, false, email, &anonymous).await?;
             return Err(ApiError::Unauthorized);
         }
     };
@@ -124,14 +124,14 @@ async fn login(
         ..anonymous
     };
     aim_store::users::record_login(
-        &state.db,
+        state.db()?,
         Some((user.organization_id, user.id)),
         true,
         email,
         &actor,
     )
     .await?;
-    let profile = aim_store::users::get(&state.db, user.organization_id, user.id)
+    let profile = aim_store::users::get(state.db()?, user.organization_id, user.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let tokens = issue_pair(&state, profile.id, profile.organization_id, profile.role).await?;
@@ -172,7 +172,7 @@ async fn issue_pair(
     let access = issue(TokenType::Access)?;
     let refresh = issue(TokenType::Refresh)?;
     aim_store::sessions::create(
-        &state.db,
+        state.db()?,
         refresh.jti,
         organization,
         user,
@@ -201,10 +201,10 @@ async fn refresh(
         .tokens()
         .verify(&body.refresh_token, TokenType::Refresh)
         .map_err(|_| ApiError::Unauthorized)?;
-    let (organization, user) = aim_store::sessions::consume(&state.db, claims.jti)
+    let (organization, user) = aim_store::sessions::consume(state.db()?, claims.jti)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let profile = aim_store::users::get(&state.db, organization, user)
+    let profile = aim_store::users::get(state.db()?, organization, user)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let tokens = issue_pair(&state, profile.id, profile.organization_id, profile.role).await?;
@@ -241,7 +241,7 @@ async fn logout(
         ));
     }
     aim_store::sessions::revoke(
-        &state.db,
+        state.db()?,
         claims.jti,
         principal.organization_id(),
         user,
@@ -269,7 +269,7 @@ async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<
             user_id,
             organization_id,
             ..
-        } => aim_store::users::get(&state.db, organization_id, user_id)
+        } => aim_store::users::get(state.db()?, organization_id, user_id)
             .await?
             .map(|u| Json(Me::User(u)))
             .ok_or(ApiError::Unauthorized),
@@ -277,7 +277,7 @@ async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<
             agent_id,
             organization_id,
             ..
-        } => aim_store::agents::get(&state.db, organization_id, agent_id)
+        } => aim_store::agents::get(state.db()?, organization_id, agent_id)
             .await?
             .map(|a| Json(Me::Agent(a)))
             .ok_or(ApiError::Unauthorized),

@@ -130,6 +130,8 @@ async fn export(
             "the range is capped at 31 days",
         ));
     }
+    // Refused with a 503 while the database is known to be away, before any header is sent.
+    state.db()?;
     let cursor = Cursor {
         organization: principal.organization_id(),
         state,
@@ -144,15 +146,14 @@ async fn export(
         if c.done {
             return None;
         }
-        let page = aim_store::analytics::export_page(
-            &c.state.db,
-            c.organization,
-            c.from,
-            c.to,
-            c.after,
-            PAGE,
-        )
-        .await;
+        let page = match c.state.db() {
+            Ok(pool) => {
+                aim_store::analytics::export_page(pool, c.organization, c.from, c.to, c.after, PAGE)
+                    .await
+                    .map_err(ApiError::from)
+            }
+            Err(refused) => Err(refused),
+        };
         let chunk = match page {
             Ok(rows) => {
                 c.done = (rows.len() as i64) < PAGE;

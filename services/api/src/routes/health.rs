@@ -45,7 +45,7 @@ async fn live() -> Json<Live> {
     (status = 503, body = ErrorEnvelope, description = "database unavailable"),
 ))]
 async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
-    aim_store::ping(&state.db, DB_PROBE_TIMEOUT)
+    aim_store::ping(state.db()?, DB_PROBE_TIMEOUT)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(Ready {

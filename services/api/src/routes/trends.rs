@@ -87,9 +87,13 @@ async fn build(
         TrendUnit::Day => today - Duration::days(buckets - 1),
     };
     let since = first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let rows =
-        aim_store::analytics::trust_scores_by(&state.db, principal.organization_id(), unit, since)
-            .await?;
+    let rows = aim_store::analytics::trust_scores_by(
+        state.db()?,
+        principal.organization_id(),
+        unit,
+        since,
+    )
+    .await?;
     let mut by_bucket: BTreeMap<NaiveDate, Vec<f64>> = BTreeMap::new();
     for (bucket, _, score) in rows {
         by_bucket.entry(bucket).or_default().push(score);
@@ -299,7 +303,8 @@ async fn verification_activity(
     firsts.reverse();
     let since = firsts[0].and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let organization = principal.organization_id();
-    let rows = aim_store::analytics::verifications_by_month(&state.db, organization, since).await?;
+    let rows =
+        aim_store::analytics::verifications_by_month(state.db()?, organization, since).await?;
     let found: BTreeMap<String, (i64, i64, i64, i64)> = rows
         .into_iter()
         .map(|(m, s, f, p, t)| (m, (s, f, p, t)))
@@ -319,7 +324,7 @@ async fn verification_activity(
             }
         })
         .collect();
-    let counts = aim_store::analytics::dashboard_counts(&state.db, organization).await?;
+    let counts = aim_store::analytics::dashboard_counts(state.db()?, organization).await?;
     Ok(Json(VerificationActivity {
         period: format!("{months} months"),
         activity,

@@ -48,7 +48,7 @@ async fn list_users(
     principal.user_with(Role::Admin)?;
     let page = pagination.page()?;
     let (users, total) =
-        aim_store::users::list(&state.db, principal.organization_id(), page).await?;
+        aim_store::users::list(state.db()?, principal.organization_id(), page).await?;
     Ok(Json(UserList {
         users,
         paging: Paging::new(total, page),
@@ -104,7 +104,7 @@ async fn create_user(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let user = aim_store::users::create(
-        &state.db,
+        state.db()?,
         principal.organization_id(),
         NewUser {
             email: body.email.trim(),
@@ -131,7 +131,7 @@ async fn get_user(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<User>, ApiError> {
     principal.user_with(Role::Admin)?;
-    aim_store::users::get(&state.db, principal.organization_id(), id)
+    aim_store::users::get(state.db()?, principal.organization_id(), id)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound)
@@ -166,7 +166,7 @@ async fn update_user(
         ));
     }
     aim_store::users::set_active(
-        &state.db,
+        state.db()?,
         principal.organization_id(),
         id,
         body.is_active,

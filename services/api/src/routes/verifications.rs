@@ -86,7 +86,7 @@ async fn list_verifications(
         to: query.to,
     };
     let (verifications, total) =
-        aim_store::verifications::list(&state.db, principal.organization_id(), &filter, page)
+        aim_store::verifications::list(state.db()?, principal.organization_id(), &filter, page)
             .await?;
     Ok(Json(VerificationList {
         verifications,

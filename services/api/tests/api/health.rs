@@ -45,12 +45,9 @@ async fn a_cut_database_is_reported_unavailable_not_a_500() {
     assert_eq!(status.body["services"]["database"], "unavailable");
 
     app.proxy().resume();
-    let ready = app.get("/health/ready").await;
-    assert_eq!(
-        ready.status,
-        StatusCode::OK,
-        "recovers once the database is back"
-    );
+    app.until_the_database_answers().await;
+    let status = app.get("/api/v1/status").await;
+    assert_eq!(status.body["services"]["database"], "healthy");
     let one: i32 = sqlx::query_scalar("SELECT 1")
         .fetch_one(&app.pool)
         .await

@@ -202,6 +202,24 @@ impl TestApp {
         }
     }
 
+    /// Waits for `/health/ready` to answer 200: after an outage the service refuses requests
+    /// that need the database until its breaker's probe (every 100 ms) reaches it again.
+    pub async fn until_the_database_answers(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let ready = self.get("/health/ready").await;
+            if ready.status == StatusCode::OK {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the service did not find the database again within 10 s: {}",
+                ready.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops the pipeline after it wrote (or spooled) every event: what tests call instead of
     /// sleeping before they count rows.
     pub async fn drain(&self) -> aim_pipeline::StatsSnapshot {

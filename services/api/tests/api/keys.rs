@@ -262,6 +262,7 @@ async fn a_key_checked_before_an_outage_outlives_the_ttl_until_the_database_answ
     let stale = app.get_as("/api/v1/verifications?limit=0", &key).await;
     assert_eq!(stale.status, StatusCode::BAD_REQUEST, "{}", stale.body);
     app.proxy().resume();
+    app.until_the_database_answers().await;
     // Once it answers, the check is fresh again; a revocation then applies at the next check.
     let revoke = app
         .call(

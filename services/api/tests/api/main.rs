@@ -7,6 +7,7 @@ mod analytics_ingest;
 mod audit;
 mod auth;
 mod binary;
+mod breaker;
 mod dashboard;
 mod errors;
 mod health;
