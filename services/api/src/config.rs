@@ -34,6 +34,7 @@ pub const DEFAULT_ANALYTICS_BATCH_MAX: usize = aim_pipeline::DEFAULT_BATCH_MAX;
 pub const DEFAULT_ANALYTICS_FLUSH_MS: u64 = 200;
 pub const DEFAULT_ANALYTICS_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 pub const DEFAULT_ANALYTICS_SPOOL_MAX_AGE_S: u64 = 7 * 24 * 3_600;
+pub const DEFAULT_ANALYTICS_NICE: u8 = 10;
 pub const DEFAULT_MAINTENANCE_INTERVAL_S: u64 = 300;
 pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 pub const DEFAULT_ROLLUP_RETENTION_DAYS: u64 = 730;
@@ -153,7 +154,8 @@ pub struct Config {
     pub analytics_enabled: bool,
     /// The pipeline's sizing: `AIM_ANALYTICS_QUEUE_CAPACITY`, `AIM_ANALYTICS_WRITERS`,
     /// `AIM_ANALYTICS_BATCH_MAX`, `AIM_ANALYTICS_FLUSH_MS`, `AIM_ANALYTICS_SPOOL_DIR`
-    /// (`$AIM_DATA_DIR/spool`), `AIM_ANALYTICS_SPOOL_MAX_BYTES`, `AIM_ANALYTICS_SPOOL_MAX_AGE_S`.
+    /// (`$AIM_DATA_DIR/spool`), `AIM_ANALYTICS_SPOOL_MAX_BYTES`, `AIM_ANALYTICS_SPOOL_MAX_AGE_S`,
+    /// `AIM_ANALYTICS_NICE`.
     pub pipeline: aim_pipeline::PipelineConfig,
     /// `AIM_MAINTENANCE_INTERVAL_S`: how often the maintenance task runs (on one replica).
     pub maintenance_interval: Duration,
@@ -288,6 +290,7 @@ impl Config {
                 DEFAULT_ANALYTICS_SPOOL_MAX_AGE_S,
             )?,
             rollups: true,
+            nice: parse_nice(get, "AIM_ANALYTICS_NICE", DEFAULT_ANALYTICS_NICE)?,
         };
         Ok(Self {
             maintenance_interval: seconds(
@@ -405,6 +408,23 @@ where
     Ok(value)
 }
 
+/// A nice increment: 0 (none) to 19 (the lowest priority there is).
+fn parse_nice<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: u8,
+) -> Result<u8, ConfigError> {
+    let value: u8 = parse(&get, name, &default.to_string())?;
+    if value > 19 {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: "must be 0 to 19".into(),
+        });
+    }
+    Ok(value)
+}
+
 fn parse_bool<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
     name: &'static str,
@@ -444,6 +464,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(config.shutdown_grace, Duration::from_millis(10_000));
+        assert_eq!(config.pipeline.nice, DEFAULT_ANALYTICS_NICE);
     }
 
     #[test]
@@ -477,6 +498,8 @@ mod tests {
             ("AIM_ENVIRONMENT", "staging"),
             ("AIM_DB_MAX_CONNECTIONS", "0"),
             ("AIM_LOCAL_PG_PORT", "99999"),
+            ("AIM_ANALYTICS_NICE", "20"),
+            ("AIM_ANALYTICS_NICE", "-1"),
         ] {
             let err = Config::from_vars(&vars(&[(name, value)])).expect_err(name);
             assert!(err.to_string().contains(name), "{name}: {err}");

@@ -47,6 +47,11 @@ pub struct PipelineConfig {
     /// Whether each batch also upserts its rollup deltas. Always on in the service; off only
     /// to measure what the rollup step costs (the ingest benchmark's baseline).
     pub rollups: bool,
+    /// How many steps below the starting thread's CPU priority the pipeline's threads run (a
+    /// nice increment, capped at 19; 0 for none; Linux only). The pipeline's bursts — a backlog
+    /// spooled when the database goes away, the spool replayed when it returns, the spiller —
+    /// then take the cores only when requests leave them idle.
+    pub nice: u8,
 }
 
 /// Events per batch at most. A batch costs one COPY (per event) plus one rollup row per distinct
@@ -83,6 +88,8 @@ pub enum PipelineError {
     Spool(#[from] SpoolError),
     #[error("building the writers' connection pool: {0}")]
     Pool(String),
+    #[error("starting the pipeline's threads: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// The request path's handle: hand over an event without waiting.
@@ -139,14 +146,60 @@ struct Shared {
     replayed: Mutex<HashSet<Uuid>>,
 }
 
-/// The running pipeline. [`Pipeline::shutdown`] stops it; dropping it without doing so leaves the
-/// tasks running until the runtime ends.
+/// The running pipeline. [`Pipeline::shutdown`] stops it after a flush; dropping it stops its
+/// tasks without one.
 pub struct Pipeline {
     sink: Sink,
     rx: flume::Receiver<ApiCallEvent>,
     shared: Arc<Shared>,
     /// Taken by the one [`Pipeline::shutdown`] call that waits for them.
     tasks: Mutex<Option<Tasks>>,
+    /// The pipeline's own threads (see [`PipelineConfig::nice`]); `None` only once dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Does not block, so a pipeline may be dropped inside another runtime.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The runtime the pipeline's tasks (and their connections and spool writes) run on: threads of
+/// their own, at a lower CPU priority than the threads that serve requests.
+fn analytics_runtime(threads: usize, nice: u8) -> std::io::Result<tokio::runtime::Runtime> {
+    let priority = lowered_priority(nice);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("aim-analytics")
+        .enable_all()
+        .on_thread_start(move || {
+            if let Some(priority) = priority {
+                set_thread_priority(priority);
+            }
+        })
+        .build()
+}
+
+/// The nice value `nice` steps below the calling thread's; `None` when there is nothing to lower
+/// (or no way to, off Linux). An absolute value, so that threads started by threads already
+/// lowered are not lowered twice.
+fn lowered_priority(nice: u8) -> Option<i32> {
+    if nice == 0 || !cfg!(target_os = "linux") {
+        return None;
+    }
+    let current = rustix::process::getpriority_process(None).unwrap_or(0);
+    Some((current + i32::from(nice)).min(19))
+}
+
+/// On Linux the nice value belongs to a thread, and `setpriority(PRIO_PROCESS, 0, …)` sets the
+/// calling thread's (elsewhere it would be the whole process's, hence Linux only).
+fn set_thread_priority(priority: i32) {
+    if let Err(e) = rustix::process::setpriority_process(None, priority) {
+        tracing::warn!(error = %e, priority, "could not lower the analytics threads' CPU priority");
+    }
 }
 
 struct Tasks {
@@ -180,6 +233,8 @@ impl Pipeline {
             .max_size(config.writers + 1)
             .build()
             .map_err(|e| PipelineError::Pool(e.to_string()))?;
+        let runtime = analytics_runtime(config.writers.max(1), config.nice)
+            .map_err(PipelineError::Runtime)?;
         let (tx, rx) = flume::bounded(config.queue_capacity);
         let shared = Arc::new(Shared {
             stats: Arc::clone(&stats),
@@ -195,17 +250,17 @@ impl Pipeline {
             .map(|i| {
                 let shared = Arc::clone(&shared);
                 let rx = rx.clone();
-                tokio::spawn(tracing::Instrument::instrument(
+                runtime.spawn(tracing::Instrument::instrument(
                     run_writer(shared, rx),
                     tracing::info_span!("analytics_writer", writer = i),
                 ))
             })
             .collect();
-        let spiller = tokio::spawn(tracing::Instrument::instrument(
+        let spiller = runtime.spawn(tracing::Instrument::instrument(
             run_spiller(Arc::clone(&shared), rx.clone()),
             tracing::info_span!("analytics_spiller"),
         ));
-        let replayer = tokio::spawn(tracing::Instrument::instrument(
+        let replayer = runtime.spawn(tracing::Instrument::instrument(
             run_replayer(Arc::clone(&shared)),
             tracing::info_span!("analytics_replayer"),
         ));
@@ -222,6 +277,7 @@ impl Pipeline {
                 spiller,
                 replayer,
             })),
+            runtime: Some(runtime),
         })
     }
 
@@ -344,10 +400,18 @@ fn recover(spool: &Spool, stats: &PipelineStats) -> Result<(), SpoolError> {
     Ok(())
 }
 
+/// How often a writer gathering a batch looks at the queue again.
+const FILL_CHECK: Duration = Duration::from_millis(10);
+
 /// Takes the next batch: waits for a first event, then takes more until `max` or until
 /// `flush_after` has passed since the first. When closing, waits no longer: returns what is
 /// queued, and `None` once the queue is empty. Every event taken is counted in `in_flight` at
 /// once, so one that waits in a batch still being gathered is never missing from the accounting.
+///
+/// After the first event the writer looks at the queue every [`FILL_CHECK`] rather than waiting
+/// on it: waiting would wake it (another thread, in another runtime) for every event the API
+/// hands over, thousands of times a second under load, when one look in ten milliseconds takes
+/// them all.
 pub(crate) async fn next_batch(
     rx: &flume::Receiver<ApiCallEvent>,
     max: usize,
@@ -368,19 +432,14 @@ pub(crate) async fn next_batch(
         let before = batch.len();
         batch.extend(rx.try_iter().take(max - batch.len()));
         in_flight.fetch_add((batch.len() - before) as i64, Ordering::Relaxed);
-        if batch.len() >= max || closing.is_cancelled() {
+        let now = Instant::now();
+        if batch.len() >= max || closing.is_cancelled() || now >= deadline {
             break;
         }
         tokio::select! {
             biased;
-            received = timeout_at(deadline, rx.recv_async()) => match received {
-                Ok(Ok(event)) => {
-                    batch.push(event);
-                    in_flight.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => break,
-            },
             () = closing.cancelled() => {}
+            () = tokio::time::sleep_until(deadline.min(now + FILL_CHECK)) => {}
         }
     }
     Some(batch)

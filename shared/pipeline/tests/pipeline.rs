@@ -43,6 +43,7 @@ fn config(spool: &std::path::Path) -> PipelineConfig {
         spool_max_bytes: 64 * 1024 * 1024,
         spool_max_age: Duration::from_secs(7 * 86_400),
         rollups: true,
+        nice: 0,
     }
 }
 
