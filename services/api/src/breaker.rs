@@ -51,11 +51,16 @@ impl DatabaseBreaker {
     /// [`ApiError::Unavailable`] while the database is known to be unreachable.
     pub fn check(&self) -> Result<(), ApiError> {
         if self.is_open() {
-            return Err(ApiError::Unavailable(
-                "the database is unreachable; a probe is looking for its return".to_owned(),
-            ));
+            return Err(self.refusal());
         }
         Ok(())
+    }
+
+    /// The 503 a request gets while the breaker is open.
+    pub fn refusal(&self) -> ApiError {
+        ApiError::Unavailable(
+            "the database is unreachable; a probe is looking for its return".to_owned(),
+        )
     }
 
     pub fn is_open(&self) -> bool {

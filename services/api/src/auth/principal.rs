@@ -171,11 +171,15 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
         }
         known => {
             let generation = cache.generation();
+            // `Err(None)`: the breaker is open, as good as a check that found the database down.
             let checked = match state.db() {
                 Ok(pool) => aim_store::api_keys::owner_by_hash(pool, &hash)
                     .await
-                    .map_err(ApiError::from),
-                Err(refused) => Err(refused),
+                    .map_err(Some),
+                Err(_) => Err(None),
+            };
+            let refused = |e: Option<aim_store::StoreError>| {
+                e.map_or_else(|| state.breaker().refusal(), ApiError::from)
             };
             match checked {
                 Ok(owner) => {
@@ -192,15 +196,17 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
                 // The database cannot say otherwise: an earlier check stands, so the agent's
                 // calls keep working (and keep being recorded) through the outage, and stop
                 // waiting for the database until a background check finds it back.
-                Err(e @ ApiError::Unavailable(_)) => match known {
-                    Lookup::Stale(cached) => {
-                        state.breaker().trip(state.pool());
-                        cached.database_unavailable();
-                        cached
+                Err(e) if e.as_ref().is_none_or(aim_store::StoreError::is_unavailable) => {
+                    match known {
+                        Lookup::Stale(cached) => {
+                            state.breaker().trip(state.pool());
+                            cached.database_unavailable();
+                            cached
+                        }
+                        _ => return Err(refused(e)),
                     }
-                    _ => return Err(e),
-                },
-                Err(e) => return Err(e),
+                }
+                Err(e) => return Err(refused(e)),
             }
         }
     };
