@@ -118,7 +118,10 @@ pub async fn trip_on_unavailable(
     response
 }
 
+/// Describes the breaker's series and publishes the gauge as 0, so that it exists (and reads
+/// closed) before the first outage.
 pub(crate) fn describe() {
+    metrics::gauge!(BREAKER_OPEN).set(0.0);
     metrics::describe_gauge!(
         BREAKER_OPEN,
         "1 while requests that need the database are refused at once (a probe looks for its return every 100 ms)."

@@ -218,6 +218,8 @@ async fn metrics_pass_promtool_and_logs_are_json_without_secrets() {
         "aim_analytics_queue_depth",
         "aim_db_pool_connections{",
         "aim_db_pool_max_connections{",
+        // Published as closed from the start, before any outage.
+        "aim_db_breaker_open 0",
         "aim_build_info{",
         "process_resident_memory_bytes",
         "process_open_fds",
