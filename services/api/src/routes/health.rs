@@ -39,7 +39,8 @@ async fn live() -> Json<Live> {
     Json(Live { status: "ok" })
 }
 
-/// Readiness: 503 while the database does not answer within 2 s.
+/// Readiness: 503 while the database does not answer within 2 s, and at once while the service
+/// already knows it is unavailable (its database breaker is open).
 #[utoipa::path(get, path = "/health/ready", tag = "operations", responses(
     (status = 200, body = Ready),
     (status = 503, body = ErrorEnvelope, description = "database unavailable"),
