@@ -5,11 +5,13 @@
 #![cfg(target_os = "linux")]
 
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aim_pipeline::{ApiCallEvent, Pipeline, PipelineConfig};
+use aim_pipeline::{Pipeline, PipelineConfig};
 use uuid::Uuid;
+
+mod common;
+use common::event;
 
 /// The nice value and name of each of this process's threads, from `/proc`.
 fn threads() -> Vec<(String, i32)> {
@@ -61,23 +63,7 @@ async fn the_pipeline_s_threads_and_its_spool_writes_run_at_a_lower_priority() {
     )
     .expect("start");
     let before = own_nice();
-    pipeline.sink().record(ApiCallEvent {
-        id: Uuid::now_v7(),
-        organization_id: Uuid::now_v7(),
-        agent_id: None,
-        user_id: None,
-        method: http::Method::GET,
-        endpoint: Arc::from("/api/v1/agents"),
-        status_code: 200,
-        duration_ms: 0.1,
-        request_size_bytes: 0,
-        response_size_bytes: 0,
-        user_agent: None,
-        ip_address: None,
-        error_message: None,
-        request_id: None,
-        called_at: SystemTime::now(),
-    });
+    pipeline.sink().record(event(Uuid::now_v7(), 0));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while pipeline.stats().snapshot().in_spool < 1 {
         assert!(std::time::Instant::now() < deadline, "never spooled");

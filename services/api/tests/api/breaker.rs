@@ -15,15 +15,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 #[tokio::test]
 async fn a_stalled_database_is_waited_for_once_then_refused_at_once_until_it_answers() {
     let app = TestApp::spawn_behind_proxy().await;
-    let admin = app.organization("acme").await;
-    let agent = app.agent(&admin.token, "a").await;
-    let key = app
-        .key(&admin.token, agent["id"].as_str().expect("id"))
-        .await;
-    assert_eq!(
-        app.get_as("/api/v1/auth/me", &key).await.status,
-        StatusCode::OK
-    );
+    let (admin, _, key) = app.cached_key().await;
 
     app.proxy().pause();
     // The first request waits for a connection and finds none: that is how the service learns.

@@ -426,6 +426,20 @@ impl TestApp {
             .expect("api_key")
             .to_owned()
     }
+
+    /// A new organization's admin, an agent's id and a key of that agent, used once so that
+    /// its check is cached (what outage tests start from).
+    pub async fn cached_key(&self) -> (TestUser, String, String) {
+        let admin = self.organization("acme").await;
+        let agent = self.agent(&admin.token, "a").await;
+        let id = agent["id"].as_str().expect("id").to_owned();
+        let key = self.key(&admin.token, &id).await;
+        assert_eq!(
+            self.get_as("/api/v1/auth/me", &key).await.status,
+            StatusCode::OK
+        );
+        (admin, id, key)
+    }
 }
 
 impl TestResponse {

@@ -2,7 +2,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestUser};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn keys_are_shown_once_stored_hashed_and_authenticate_the_agent() {
@@ -214,16 +214,8 @@ async fn revoking_an_agent_stops_its_keys() {
 #[tokio::test]
 async fn cached_keys_authenticate_while_the_database_is_down() {
     let app = TestApp::spawn_behind_proxy().await;
-    let admin = app.organization("acme").await;
-    let agent = app.agent(&admin.token, "a").await;
-    let key = app
-        .key(&admin.token, agent["id"].as_str().expect("id"))
-        .await;
     // Warm the cache, then cut the database.
-    assert_eq!(
-        app.get_as("/api/v1/auth/me", &key).await.status,
-        StatusCode::OK
-    );
+    let (_, _, key) = app.cached_key().await;
     app.proxy().cut();
     // A request rejected after authentication but before any query: authentication itself
     // needed no database (an unauthenticated caller gets 401, a database-backed check 503).
@@ -254,7 +246,7 @@ async fn cached_keys_authenticate_while_the_database_is_down() {
 #[tokio::test]
 async fn a_key_checked_before_an_outage_outlives_the_ttl_until_the_database_answers() {
     let app = TestApp::spawn_behind_proxy_with(&[("AIM_API_KEY_CACHE_TTL_S", "1")]).await;
-    let (admin, id, key) = cached_key(&app).await;
+    let (admin, id, key) = app.cached_key().await;
     app.proxy().cut();
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     // Past the TTL the key is checked again; the database cannot answer, so the earlier check
@@ -275,20 +267,6 @@ async fn a_key_checked_before_an_outage_outlives_the_ttl_until_the_database_answ
     assert!(revoke.status.is_success(), "{}", revoke.body);
     let revoked = app.get_as("/api/v1/verifications?limit=0", &key).await;
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED, "{}", revoked.body);
-}
-
-/// An organization's admin, an agent's id and a key of that agent, used once so its check is
-/// cached.
-async fn cached_key(app: &TestApp) -> (TestUser, String, String) {
-    let admin = app.organization("acme").await;
-    let agent = app.agent(&admin.token, "a").await;
-    let id = agent["id"].as_str().expect("id").to_owned();
-    let key = app.key(&admin.token, &id).await;
-    assert_eq!(
-        app.get_as("/api/v1/auth/me", &key).await.status,
-        StatusCode::OK
-    );
-    (admin, id, key)
 }
 
 /// What another replica's revocation does: the row changes, this process's cache is not told.
@@ -325,7 +303,7 @@ async fn until_refused(
 #[tokio::test]
 async fn a_key_in_use_is_checked_again_within_the_ttl_so_another_replica_s_revocation_applies() {
     let app = TestApp::spawn_with(&[("AIM_API_KEY_CACHE_TTL_S", "1")]).await;
-    let (_, id, key) = cached_key(&app).await;
+    let (_, id, key) = app.cached_key().await;
     revoke_behind_the_cache(&app, &id).await;
     // Checked again in the background in the TTL's last quarter, so refused within the TTL
     // (the bound allows for a slow machine).
@@ -336,7 +314,7 @@ async fn a_key_in_use_is_checked_again_within_the_ttl_so_another_replica_s_revoc
 #[tokio::test]
 async fn a_revocation_made_elsewhere_during_an_outage_applies_once_the_database_answers() {
     let app = TestApp::spawn_behind_proxy_with(&[("AIM_API_KEY_CACHE_TTL_S", "1")]).await;
-    let (_, id, key) = cached_key(&app).await;
+    let (_, id, key) = app.cached_key().await;
     app.proxy().cut();
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     // The first call past the TTL finds the database down; the calls after it do not ask.
