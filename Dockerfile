@@ -6,13 +6,16 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY rust-toolchain.toml Cargo.toml Cargo.lock ./
+# Patched third-party crates (vendor/README.md) are dependencies like any other.
+COPY vendor vendor
 COPY services/api/Cargo.toml services/api/
+COPY shared/connect/Cargo.toml shared/connect/
 COPY shared/store/Cargo.toml shared/store/build.rs shared/store/
 COPY shared/local-pg/Cargo.toml shared/local-pg/
 COPY shared/pipeline/Cargo.toml shared/pipeline/
 COPY services/faults/Cargo.toml services/faults/
 RUN set -eu; \
-    for dir in services/api services/faults shared/store shared/local-pg shared/pipeline; do \
+    for dir in services/api services/faults shared/connect shared/store shared/local-pg shared/pipeline; do \
       mkdir -p "$dir/src" "$dir/benches"; touch "$dir/src/lib.rs"; \
     done; \
     echo 'fn main() {}' > services/api/src/main.rs; \

@@ -12,7 +12,6 @@
 //! of its own. Prints a Markdown table for `docs/benchmarks.md`.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,7 +22,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -298,15 +297,15 @@ async fn main() {
     let first = (total / 10).max(1);
 
     let db = TestDatabase::create().await;
-    let url = db.url();
+    aim_connect::install_crypto_provider();
+    let database = db.settings();
     let pool = aim_store::connect_lazy(
-        &url,
+        &database,
         &aim_store::PoolSettings {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(5),
         },
-    )
-    .expect("pool");
+    );
     let today = chrono::Utc::now().date_naive();
     aim_store::partitions::ensure_api_calls_partitions(
         &pool,
@@ -336,8 +335,8 @@ async fn main() {
     let mut sizing = config.pipeline.clone();
     sizing.spool_dir = spool.path().to_path_buf();
     sizing.queue_capacity = 200_000;
-    let database = tokio_postgres::Config::from_str(url.expose_secret()).expect("URL");
-    let pipeline = Pipeline::start(sizing, database).expect("pipeline");
+    let writers = database.tokio_postgres().expect("TLS settings");
+    let pipeline = Pipeline::start(sizing, writers).expect("pipeline");
 
     eprintln!("loading {first} calls…");
     let took_first = load(&pipeline, &tenants, first, 7).await;

@@ -84,6 +84,18 @@ pub enum MigrateAction {
     Up,
     /// List every migration as applied or pending; exits 1 if an applied one was modified.
     Status,
+    /// Revert every applied migration newer than VERSION (newest first), deleting what those
+    /// migrations hold. Run it with the image that applied them, before rolling back to an
+    /// older image: docs/operations.md, "Rolling back".
+    Down {
+        /// The version to stay at (it remains applied); `0` reverts everything.
+        #[arg(long = "to", value_name = "VERSION")]
+        to: i64,
+        /// Confirms that the data of the reverted migrations may be deleted; without it the
+        /// command only lists what it would revert.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// Runs the command line's choice.
@@ -91,6 +103,8 @@ pub enum MigrateAction {
 /// # Errors
 /// Whatever stopped the command, with context.
 pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    // Before any connection: every TLS session of the process uses this one provider.
+    aim_connect::install_crypto_provider();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate { action } => {
@@ -135,13 +149,7 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
 }
 
 async fn retention(config: &Config, database: &Database) -> anyhow::Result<()> {
-    let pool = aim_store::connect(
-        database.url(),
-        &config.pool_settings(),
-        config.db_connect_wait,
-    )
-    .await
-    .context("connecting to the database")?;
+    let pool = database.pool(config).await?;
     let dropped = aim_store::maintenance::retention(
         &pool,
         chrono::Utc::now().date_naive(),
@@ -168,15 +176,7 @@ async fn retention(config: &Config, database: &Database) -> anyhow::Result<()> {
 }
 
 async fn rollups(database: &Database, action: RollupAction) -> anyhow::Result<ExitCode> {
-    use secrecy::ExposeSecret;
-    use std::str::FromStr;
-    let config = tokio_postgres::Config::from_str(database.url().expose_secret())
-        .context("parsing the database URL")?;
-    let (mut client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .context("connecting to the database")?;
-    tokio::spawn(connection);
+    let mut client = database.client().await?;
     let today = chrono::Utc::now().date_naive();
     match action {
         RollupAction::Verify { from, to } => {
@@ -215,13 +215,7 @@ async fn bootstrap(
     email: &str,
     password: Option<String>,
 ) -> anyhow::Result<()> {
-    let pool = aim_store::connect(
-        database.url(),
-        &config.pool_settings(),
-        config.db_connect_wait,
-    )
-    .await
-    .context("connecting to the database")?;
+    let pool = database.pool(config).await?;
     aim_store::migrate(&pool)
         .await
         .context("applying migrations")?;
@@ -255,13 +249,7 @@ async fn migrate(
     database: &Database,
     action: MigrateAction,
 ) -> anyhow::Result<ExitCode> {
-    let pool = aim_store::connect(
-        database.url(),
-        &config.pool_settings(),
-        config.db_connect_wait,
-    )
-    .await
-    .context("connecting to the database")?;
+    let pool = database.pool(config).await?;
     let code = match action {
         MigrateAction::Up => {
             aim_store::migrate(&pool)
@@ -269,6 +257,36 @@ async fn migrate(
                 .context("applying migrations")?;
             println!("all migrations applied");
             ExitCode::SUCCESS
+        }
+        MigrateAction::Down { to, yes } => {
+            let statuses = aim_store::migration_status(&pool)
+                .await
+                .context("reading the migration ledger")?;
+            let doomed: Vec<_> = statuses
+                .iter()
+                .rev()
+                .filter(|m| m.version > to && m.state != aim_store::MigrationState::Pending)
+                .collect();
+            if doomed.is_empty() {
+                println!("nothing to revert: no applied migration is newer than {to}");
+                ExitCode::SUCCESS
+            } else if !yes {
+                println!("would revert, deleting what each holds:");
+                for m in &doomed {
+                    println!("{:>14}  {}", m.version, m.description);
+                }
+                println!("rerun with --yes to revert them");
+                ExitCode::FAILURE
+            } else {
+                let reverted = aim_store::migrate_down(&pool, to)
+                    .await
+                    .with_context(|| format!("reverting migrations down to {to}"))?;
+                for version in &reverted {
+                    println!("reverted {version}");
+                }
+                println!("the schema is at {to}");
+                ExitCode::SUCCESS
+            }
         }
         MigrateAction::Status => {
             let statuses = aim_store::migration_status(&pool)

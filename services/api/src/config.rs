@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use aim_connect::{DatabaseSettings, Host, SslMode};
 use secrecy::{ExposeSecret, SecretString};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -22,6 +23,12 @@ pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 20;
 pub const DEFAULT_DB_ACQUIRE_TIMEOUT_MS: u64 = 3_000;
 pub const DEFAULT_DB_CONNECT_WAIT_MS: u64 = 30_000;
 pub const DEFAULT_ORG_NAME: &str = "Default";
+pub const DEFAULT_POSTGRES_PORT: u16 = aim_connect::DEFAULT_PORT;
+pub const DEFAULT_POSTGRES_USER: &str = aim_connect::DEFAULT_USER;
+pub const DEFAULT_POSTGRES_DB: &str = LOCAL_DATABASE;
+/// libpq's default: TLS when the server offers it, unverified. Managed servers want
+/// `verify-full` (or `verify-ca`), set explicitly.
+pub const DEFAULT_POSTGRES_SSL_MODE: SslMode = SslMode::Prefer;
 pub const DEFAULT_ACCESS_TOKEN_TTL_S: u64 = 3_600;
 pub const DEFAULT_REFRESH_TOKEN_TTL_S: u64 = 30 * 24 * 3_600;
 pub const DEFAULT_API_KEY_CACHE_TTL_S: u64 = 30;
@@ -97,8 +104,10 @@ impl FromStr for LogFormat {
 /// prints a placeholder, so the struct can be logged whole.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `DATABASE_URL`; `None` means: run the private cluster under `data_dir`.
-    pub database_url: Option<SecretString>,
+    /// `DATABASE_URL`, or `POSTGRES_HOST` with its companions (`POSTGRES_PORT`,
+    /// `POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`, `POSTGRES_SSL_MODE`,
+    /// `POSTGRES_SSL_ROOT_CERT`); `None` means: run the private cluster under `data_dir`.
+    pub database: Option<DatabaseSettings>,
     /// `AIM_LISTEN`: the public API.
     pub listen: SocketAddr,
     /// `AIM_METRICS_LISTEN`: Prometheus `/metrics`, kept off the public listener.
@@ -176,6 +185,17 @@ pub enum ConfigError {
     },
     #[error("{name} is required: {reason}")]
     Missing {
+        name: &'static str,
+        reason: &'static str,
+    },
+    #[error("{first} and {second} are both set: {reason}")]
+    Conflict {
+        first: &'static str,
+        second: &'static str,
+        reason: &'static str,
+    },
+    #[error("{name} is set, but aim does not read it: {reason}")]
+    Unread {
         name: &'static str,
         reason: &'static str,
     },
@@ -327,7 +347,7 @@ impl Config {
             )?,
             cors_origins,
             trust_proxy: parse_bool(get, "AIM_TRUST_PROXY", false)?,
-            database_url: get("DATABASE_URL").map(|s| SecretString::from(s.to_owned())),
+            database: database_settings(get)?,
             listen: parse(get, "AIM_LISTEN", DEFAULT_LISTEN)?,
             metrics_listen: parse(get, "AIM_METRICS_LISTEN", DEFAULT_METRICS_LISTEN)?,
             environment,
@@ -369,6 +389,95 @@ impl Config {
             acquire_timeout: self.db_acquire_timeout,
         }
     }
+}
+
+/// The separate settings of the deployment guide, each beside `DATABASE_URL`'s form.
+const POSTGRES_PARTS: [&str; 7] = [
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "POSTGRES_SSL_MODE",
+    "POSTGRES_SSL_ROOT_CERT",
+];
+
+/// libpq variables the app pool's driver (sqlx) would act on but the writers' would not, so the
+/// two could connect differently; they are refused instead of half-honoured.
+const UNREAD_PG_VARIABLES: [&str; 4] = ["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGOPTIONS"];
+
+/// `DATABASE_URL`, or `POSTGRES_HOST` and its companions, or neither (the private cluster).
+fn database_settings<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Option<DatabaseSettings>, ConfigError> {
+    let unread = |name: &'static str| ConfigError::Unread {
+        name,
+        reason: "set the database with DATABASE_URL or the POSTGRES_* variables \
+                 (docs/configuration.md)",
+    };
+    if let Some(name) = UNREAD_PG_VARIABLES
+        .into_iter()
+        .find(|name| get(name).is_some())
+    {
+        return Err(unread(name));
+    }
+    let parts_given = POSTGRES_PARTS.into_iter().find(|name| get(name).is_some());
+    let settings = match (get("DATABASE_URL"), parts_given) {
+        (Some(_), Some(part)) => {
+            return Err(ConfigError::Conflict {
+                first: "DATABASE_URL",
+                second: part,
+                reason: "configure the database with one form or the other",
+            });
+        }
+        (Some(url), None) => DatabaseSettings::from_url(url).map_err(|e| ConfigError::Invalid {
+            name: "DATABASE_URL",
+            value: "<redacted>".into(),
+            reason: e.to_string(),
+        })?,
+        (None, None) => return Ok(None),
+        (None, Some(part)) => {
+            let Some(host) = get("POSTGRES_HOST") else {
+                return Err(ConfigError::Missing {
+                    name: "POSTGRES_HOST",
+                    reason: if part == "POSTGRES_PASSWORD" {
+                        "POSTGRES_PASSWORD is set; POSTGRES_HOST selects the external server"
+                    } else {
+                        "a POSTGRES_* variable is set; POSTGRES_HOST selects the external server"
+                    },
+                });
+            };
+            let invalid = |name: &'static str, value: &str, reason: String| ConfigError::Invalid {
+                name,
+                value: value.to_owned(),
+                reason,
+            };
+            let mut settings = DatabaseSettings::new(
+                Host::parse(host).map_err(|e| invalid("POSTGRES_HOST", host, e.to_string()))?,
+            );
+            if let Some(port) = get("POSTGRES_PORT") {
+                settings.port = aim_connect::parse_port(port)
+                    .map_err(|e| invalid("POSTGRES_PORT", port, e.to_string()))?;
+            }
+            settings.user = get("POSTGRES_USER")
+                .unwrap_or(DEFAULT_POSTGRES_USER)
+                .to_owned();
+            settings.password = get("POSTGRES_PASSWORD").map(|p| SecretString::from(p.to_owned()));
+            settings.database = get("POSTGRES_DB").unwrap_or(DEFAULT_POSTGRES_DB).to_owned();
+            settings.ssl_mode = match get("POSTGRES_SSL_MODE") {
+                Some(mode) => mode.parse().map_err(|e: aim_connect::SettingsError| {
+                    invalid("POSTGRES_SSL_MODE", mode, e.to_string())
+                })?,
+                None => DEFAULT_POSTGRES_SSL_MODE,
+            };
+            settings.ssl_root_cert = get("POSTGRES_SSL_ROOT_CERT").map(PathBuf::from);
+            settings
+        }
+    };
+    if settings.password.is_none() && get("PGPASSWORD").is_some() {
+        return Err(unread("PGPASSWORD"));
+    }
+    Ok(Some(settings))
 }
 
 fn parse<'a, T>(
@@ -459,7 +568,7 @@ mod tests {
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.metrics_listen.to_string(), DEFAULT_METRICS_LISTEN);
         assert_eq!(config.environment, Environment::Development);
-        assert!(config.database_url.is_none());
+        assert!(config.database.is_none());
         assert!(config.auto_migrate);
         assert_eq!(config.log_format, LogFormat::Pretty);
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
@@ -504,6 +613,105 @@ mod tests {
             let err = Config::from_vars(&vars(&[(name, value)])).expect_err(name);
             assert!(err.to_string().contains(name), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn the_guide_s_variables_make_the_connection() {
+        let config = Config::from_vars(&vars(&[
+            ("POSTGRES_HOST", "aim.postgres.database.azure.com"),
+            ("POSTGRES_PORT", "6432"),
+            ("POSTGRES_USER", "aimadmin"),
+            ("POSTGRES_PASSWORD", "s3cret/with@signs"),
+            ("POSTGRES_DB", "aim_prod"),
+            ("POSTGRES_SSL_MODE", "verify-full"),
+            ("POSTGRES_SSL_ROOT_CERT", "/etc/ssl/azure.pem"),
+        ]))
+        .expect("valid");
+        let db = config.database.expect("an external database");
+        assert_eq!(db.host, Host::Tcp("aim.postgres.database.azure.com".into()));
+        assert_eq!(db.port, 6432);
+        assert_eq!(db.user, "aimadmin");
+        assert_eq!(
+            db.password.as_ref().map(|p| p.expose_secret().to_owned()),
+            Some("s3cret/with@signs".to_owned())
+        );
+        assert_eq!(db.database, "aim_prod");
+        assert_eq!(db.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(db.ssl_root_cert, Some(PathBuf::from("/etc/ssl/azure.pem")));
+    }
+
+    #[test]
+    fn the_guide_s_variables_have_defaults() {
+        let config = Config::from_vars(&vars(&[("POSTGRES_HOST", "db")])).expect("valid");
+        let db = config.database.expect("an external database");
+        assert_eq!(db.port, DEFAULT_POSTGRES_PORT);
+        assert_eq!(db.user, DEFAULT_POSTGRES_USER);
+        assert_eq!(db.database, DEFAULT_POSTGRES_DB);
+        assert_eq!(db.ssl_mode, DEFAULT_POSTGRES_SSL_MODE);
+        assert!(db.password.is_none());
+    }
+
+    #[test]
+    fn both_forms_of_database_settings_are_refused_naming_both() {
+        for part in POSTGRES_PARTS {
+            let err = Config::from_vars(&vars(&[
+                ("DATABASE_URL", "postgres://u:topsecretpw@db/aim"),
+                (part, "x"),
+            ]))
+            .expect_err(part)
+            .to_string();
+            assert!(err.contains("DATABASE_URL") && err.contains(part), "{err}");
+            assert!(!err.contains("topsecretpw"), "{err}");
+        }
+    }
+
+    #[test]
+    fn companions_without_a_host_are_refused() {
+        let err = Config::from_vars(&vars(&[("POSTGRES_PASSWORD", "topsecretpw")]))
+            .expect_err("no host")
+            .to_string();
+        assert!(err.contains("POSTGRES_HOST"), "{err}");
+        assert!(!err.contains("topsecretpw"), "{err}");
+    }
+
+    #[test]
+    fn bad_database_settings_name_their_variable_without_the_password() {
+        for (name, value) in [
+            ("POSTGRES_SSL_MODE", "verify"),
+            ("POSTGRES_PORT", "0"),
+            ("POSTGRES_PORT", "postgres"),
+        ] {
+            let err = Config::from_vars(&vars(&[("POSTGRES_HOST", "db"), (name, value)]))
+                .expect_err(name);
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+        let err = Config::from_vars(&vars(&[(
+            "DATABASE_URL",
+            "postgres://u:topsecretpw@db/aim?sslmode=maybe",
+        )]))
+        .expect_err("bad sslmode")
+        .to_string();
+        assert!(
+            err.contains("DATABASE_URL") && err.contains("sslmode"),
+            "{err}"
+        );
+        assert!(!err.contains("topsecretpw"), "{err}");
+    }
+
+    #[test]
+    fn libpq_variables_the_writers_would_ignore_are_refused() {
+        for name in UNREAD_PG_VARIABLES {
+            let err = Config::from_vars(&vars(&[(name, "/x")])).expect_err(name);
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let err = Config::from_vars(&vars(&[("POSTGRES_HOST", "db"), ("PGPASSWORD", "pw")]))
+            .expect_err("PGPASSWORD without a password");
+        assert!(err.to_string().contains("PGPASSWORD"), "{err}");
+        Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://u:pw@db/aim"),
+            ("PGPASSWORD", "other"),
+        ]))
+        .expect("a configured password wins over PGPASSWORD in both drivers");
     }
 
     #[test]

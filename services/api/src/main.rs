@@ -3,13 +3,42 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+async fn main() -> ExitCode {
     let cli = aim_api::cli::Cli::parse();
-    let config = aim_api::Config::from_env().context("reading the configuration")?;
-    aim_api::telemetry::init_logging(&config)?;
-    aim_api::cli::execute(cli, config).await
+    let result = match aim_api::Config::from_env() {
+        Ok(config) => match aim_api::telemetry::init_logging(&config) {
+            Ok(()) => aim_api::cli::execute(cli, config).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(anyhow::Error::new(e).context("reading the configuration")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line, from what we were doing down to the root cause, so an operator reads
+            // "…: password authentication failed for user \"aim\"" without scrolling.
+            eprintln!("aim: error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error's chain joined with ": ", leaving out a cause whose text its parent already
+/// quotes (driver errors print their source inside their own message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

@@ -114,6 +114,15 @@ pub(crate) async fn run_once(pool: &PgPool, settings: &Settings) {
     outcome("retention", &retention);
     let pruned = aim_store::maintenance::prune_ledger(pool, settings.ledger_max_age).await;
     outcome("ledger", &pruned);
+    // Sampled here, once a run, rather than per scrape: summing every partition's size costs a
+    // catalog walk that a scrape every few seconds on every replica should not repeat.
+    let sizes = aim_store::maintenance::table_sizes(pool).await;
+    if let Ok(sizes) = &sizes {
+        for (table, bytes) in sizes {
+            metrics::gauge!("aim_table_size_bytes", "table" => table.clone()).set(*bytes as f64);
+        }
+    }
+    outcome("table_sizes", &sizes);
     tracing::info!(
         organizations = snapshot.as_ref().ok(),
         dropped = retention.as_ref().map(|r| r.dropped_partitions.len()).ok(),

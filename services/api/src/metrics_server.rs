@@ -71,6 +71,11 @@ pub(crate) fn spawn(
         "aim_maintenance_steps_total",
         "Maintenance steps by step and outcome."
     );
+    metrics::describe_gauge!(
+        "aim_table_size_bytes",
+        metrics::Unit::Bytes,
+        "Size of each analytics table with its partitions, indexes and TOAST, sampled by the maintenance run (published by the replica that runs it)."
+    );
     let process = metrics_process::Collector::default();
     process.describe();
 

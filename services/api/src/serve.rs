@@ -6,12 +6,10 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use aim_pipeline::Pipeline;
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
@@ -45,13 +43,7 @@ async fn serve_on(
     database: &Database,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let pool = aim_store::connect(
-        database.url(),
-        &config.pool_settings(),
-        config.db_connect_wait,
-    )
-    .await
-    .context("connecting to the database")?;
+    let pool = database.pool(config).await?;
     if config.auto_migrate {
         aim_store::migrate(&pool)
             .await
@@ -66,9 +58,19 @@ async fn serve_on(
     }
     let jwt_secret = secrets::jwt_secret(config)?;
     let pipeline = if config.analytics_enabled {
-        let database = tokio_postgres::Config::from_str(database.url().expose_secret())
-            .context("DATABASE_URL is not a URL the analytics writers understand")?;
-        let pipeline = Pipeline::start(config.pipeline.clone(), database)
+        // The writers connect lazily; one connection now turns a certificate or password the
+        // writers would refuse into a start-up failure instead of a silently filling spool.
+        drop(
+            database
+                .client()
+                .await
+                .context("the analytics writers' connection")?,
+        );
+        let writers = database
+            .settings()
+            .tokio_postgres()
+            .context("setting up TLS for the analytics writers")?;
+        let pipeline = Pipeline::start(config.pipeline.clone(), writers)
             .context("starting the analytics pipeline")?;
         Some(Arc::new(pipeline))
     } else {

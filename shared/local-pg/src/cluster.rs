@@ -266,6 +266,24 @@ impl LocalCluster {
         self.check("pg_ctl start", &output)
     }
 
+    /// Writes a file the server reads (`pg_hba.conf`, a certificate, its key) into the cluster's
+    /// folder with `mode`, owned by the server's user: PostgreSQL refuses a private key that
+    /// anyone else can read. Takes effect at the next [`LocalCluster::restart`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be written or handed over.
+    pub fn write_file(&self, name: &str, contents: &[u8], mode: u32) -> Result<PathBuf, Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.layout.pgdata.join(name);
+        std::fs::write(&path, contents).map_err(Error::io("writing", &path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(Error::io("securing", &path))?;
+        if let Some(run_as) = &self.run_as {
+            run_as.give(&path)?;
+        }
+        Ok(path)
+    }
+
     fn prepare_folders(&self) -> Result<(), Error> {
         use std::os::unix::fs::PermissionsExt;
         let private = std::fs::Permissions::from_mode(0o700);

@@ -14,7 +14,7 @@
 //! throwaway cluster) and a fresh database of its own. Prints a Markdown table for
 //! `docs/benchmarks.md`.
 
-use std::str::FromStr;
+use aim_connect::TokioPostgres;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -101,13 +101,8 @@ fn events(n: usize) -> Vec<ApiCallEvent> {
         .collect()
 }
 
-async fn client(config: &tokio_postgres::Config) -> tokio_postgres::Client {
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
+async fn client(config: &TokioPostgres) -> tokio_postgres::Client {
+    config.connect().await.expect("connect")
 }
 
 async fn reset(admin: &tokio_postgres::Client) {
@@ -128,7 +123,7 @@ async fn rows_in(admin: &tokio_postgres::Client) -> i64 {
 
 /// (a): time from the first event handed to the sink until the last is committed.
 async fn pipeline(
-    config: &tokio_postgres::Config,
+    config: &TokioPostgres,
     events: Vec<ApiCallEvent>,
     batch: usize,
     rollups: bool,
@@ -171,11 +166,7 @@ async fn pipeline(
 }
 
 /// (b): the same rows, `batch` at a time, on `WRITERS` connections, bare COPY.
-async fn bare_copy(
-    config: &tokio_postgres::Config,
-    rows: Arc<Vec<CallRow>>,
-    batch: usize,
-) -> Duration {
+async fn bare_copy(config: &TokioPostgres, rows: Arc<Vec<CallRow>>, batch: usize) -> Duration {
     let next = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..WRITERS {
@@ -261,7 +252,7 @@ fn csv(s: &str) -> String {
 }
 
 /// (d): one INSERT per event, autocommit, with the reference design's trigger.
-async fn per_row_insert(config: &tokio_postgres::Config, rows: Arc<Vec<CallRow>>) -> Duration {
+async fn per_row_insert(config: &TokioPostgres, rows: Arc<Vec<CallRow>>) -> Duration {
     let admin = client(config).await;
     admin
         .batch_execute(
@@ -388,11 +379,12 @@ async fn main() {
         .max(1);
 
     let db = TestDatabase::create().await;
-    let url = db.url();
-    let config = tokio_postgres::Config::from_str(url.expose_secret()).expect("URL");
+    aim_connect::install_crypto_provider();
+    let settings = db.settings();
+    let config = settings.tokio_postgres().expect("TLS settings");
     let admin = client(&config).await;
     let pool = aim_store::connect(
-        &url,
+        &settings,
         &aim_store::PoolSettings::default(),
         Duration::from_secs(10),
     )
@@ -465,7 +457,7 @@ async fn main() {
 
     reset(&admin).await;
     eprintln!("(c) psql CSV…");
-    let c = psql_csv(url.expose_secret(), &rows);
+    let c = psql_csv(db.url().expose_secret(), &rows);
     assert_eq!(rows_in(&admin).await, n as i64);
 
     reset(&admin).await;

@@ -57,8 +57,11 @@ fn is_transient(e: &Error) -> bool {
         None => true,
         Some(state) => {
             let code = state.code();
+            // Class 28 (authentication) too: a password rotated under a running service must
+            // not cost the batches written meanwhile; they wait in the spool. A bad password
+            // or certificate at start-up stops the service before any batch is taken.
             code == "55P03"
-                || ["08", "53", "57", "58", "40"]
+                || ["08", "28", "53", "57", "58", "40"]
                     .iter()
                     .any(|class| code.starts_with(class))
         }

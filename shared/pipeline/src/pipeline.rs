@@ -17,6 +17,7 @@
 //! writers drain the queue and flush; past 3/4 of the deadline a writer stuck on the database
 //! gives up and spools instead; events still queued at the very end are counted, never ignored.
 
+use aim_connect::TokioPostgres;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -67,15 +68,15 @@ pub const DEFAULT_BATCH_MAX: usize = 50_000;
 /// 50,000 events takes well under a second.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The writers' connection settings plus [`STATEMENT_TIMEOUT`], after any `options` the URL
-/// already carries.
-fn with_statement_timeout(mut database: tokio_postgres::Config) -> tokio_postgres::Config {
+/// The writers' connection settings plus [`STATEMENT_TIMEOUT`], after any `options` the
+/// settings already carry.
+fn with_statement_timeout(mut database: TokioPostgres) -> TokioPostgres {
     let timeout = format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis());
-    let options = match database.get_options() {
+    let options = match database.config.get_options() {
         Some(existing) if !existing.is_empty() => format!("{existing} {timeout}"),
         _ => timeout,
     };
-    database.options(&options);
+    database.config.options(&options);
     database
 }
 
@@ -215,16 +216,14 @@ impl Pipeline {
     ///
     /// # Errors
     /// [`PipelineError`] when the spool folder or the pool cannot be set up.
-    pub fn start(
-        config: PipelineConfig,
-        database: tokio_postgres::Config,
-    ) -> Result<Self, PipelineError> {
+    pub fn start(config: PipelineConfig, database: TokioPostgres) -> Result<Self, PipelineError> {
         let stats = Arc::new(PipelineStats::default());
         let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
         recover(&spool, &stats)?;
+        let database = with_statement_timeout(database);
         let manager = deadpool_postgres::Manager::from_config(
-            with_statement_timeout(database),
-            tokio_postgres::NoTls,
+            database.config,
+            database.tls,
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },

@@ -17,7 +17,8 @@ use uuid::Uuid;
 use crate::copy::RowRef;
 pub use histogram::Histogram;
 
-/// The traffic columns every rollup row carries; they add up.
+/// The traffic columns every rollup row carries; they add up (the last call's time by taking
+/// the later one).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Traffic {
     pub calls: i64,
@@ -28,6 +29,9 @@ pub struct Traffic {
     pub response_bytes: i64,
     pub total_duration_ms: f64,
     pub histogram: Histogram,
+    /// When the latest call counted here was made, in Unix microseconds; 0 for none (the
+    /// `last_call_at` column is NULL then).
+    pub last_call_us: i64,
 }
 
 /// One call as every rollup it lands in counts it; its latency bucket is found once.
@@ -38,16 +42,25 @@ struct Sample {
     bucket: usize,
     request: i64,
     response: i64,
+    at_us: i64,
 }
 
 impl Traffic {
-    pub fn record(&mut self, status: i32, duration_ms: f64, request: i64, response: i64) {
+    pub fn record(
+        &mut self,
+        status: i32,
+        duration_ms: f64,
+        request: i64,
+        response: i64,
+        at: DateTime<Utc>,
+    ) {
         self.add(&Sample {
             status,
             duration_ms,
             bucket: Histogram::bucket(duration_ms),
             request,
             response,
+            at_us: at.timestamp_micros(),
         });
     }
 
@@ -66,6 +79,7 @@ impl Traffic {
         self.response_bytes = self.response_bytes.saturating_add(s.response);
         self.total_duration_ms += s.duration_ms;
         self.histogram.record_bucket(s.bucket);
+        self.last_call_us = self.last_call_us.max(s.at_us);
     }
 
     pub fn merge(&mut self, other: &Self) {
@@ -77,6 +91,14 @@ impl Traffic {
         self.response_bytes = self.response_bytes.saturating_add(other.response_bytes);
         self.total_duration_ms += other.total_duration_ms;
         self.histogram.merge(&other.histogram);
+        self.last_call_us = self.last_call_us.max(other.last_call_us);
+    }
+
+    /// The `last_call_at` value: `None` when no call is counted.
+    pub fn last_call(&self) -> Option<DateTime<Utc>> {
+        (self.last_call_us != 0)
+            .then(|| DateTime::from_timestamp_micros(self.last_call_us))
+            .flatten()
     }
 
     pub fn avg_ms(&self) -> f64 {
@@ -211,6 +233,7 @@ impl Deltas {
             bucket: Histogram::bucket(row.duration_ms),
             request: row.request_size_bytes,
             response: row.response_size_bytes,
+            at_us: row.called_at_us,
         };
         let route = self.route_id(row.method, row.endpoint);
         if let Some(agent) = row.agent_id {

@@ -2,14 +2,12 @@
 //! the database is cut and exactly-once replay, duplicate batches, damaged spool segments, and
 //! shutdown with a full queue.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aim_pipeline::spool::{Spool, SpooledBatch};
 use aim_pipeline::{ApiCallEvent, CallRow, DropReason, Pipeline, PipelineConfig};
 use aim_store::testing::TestDatabase;
-use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 mod common;
@@ -29,13 +27,14 @@ fn config(spool: &std::path::Path) -> PipelineConfig {
     }
 }
 
-fn pg(url: &secrecy::SecretString) -> tokio_postgres::Config {
-    tokio_postgres::Config::from_str(url.expose_secret()).expect("URL")
+fn pg(database: &aim_connect::DatabaseSettings) -> aim_connect::TokioPostgres {
+    aim_connect::install_crypto_provider();
+    database.tokio_postgres().expect("TLS settings")
 }
 
 async fn count(db: &TestDatabase, sql: &str) -> i64 {
     let pool = aim_store::connect(
-        &db.url(),
+        &db.settings(),
         &aim_store::PoolSettings::default(),
         Duration::from_secs(5),
     )
@@ -59,11 +58,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Recomputes every rollup from the raw rows and requires no difference.
 async fn assert_rollups_clean(db: &TestDatabase) {
-    let (client, connection) = pg(&db.url())
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
+    let client = pg(&db.settings()).connect().await.expect("connect");
     let today = chrono::Utc::now().date_naive();
     let differences = aim_pipeline::rollup::verify::verify(
         &client,
@@ -91,7 +86,7 @@ fn deadline() -> tokio::time::Instant {
 async fn every_event_becomes_exactly_one_row() {
     let db = TestDatabase::create().await;
     let spool = tempfile::tempdir().expect("spool");
-    let pipeline = Pipeline::start(config(spool.path()), pg(&db.url())).expect("start");
+    let pipeline = Pipeline::start(config(spool.path()), pg(&db.settings())).expect("start");
     let sink = pipeline.sink();
     let org = Uuid::now_v7();
     for i in 0..5_000 {
@@ -158,7 +153,7 @@ async fn a_full_queue_drops_and_counts_exactly() {
     // A spool that takes nothing: the spiller leaves the queue alone, and what does not fit is
     // dropped at the door.
     cfg.spool_max_bytes = 0;
-    let pipeline = Pipeline::start(cfg, pg(&db.url_via(&proxy))).expect("start");
+    let pipeline = Pipeline::start(cfg, pg(&db.settings_via(&proxy))).expect("start");
     let sink = pipeline.sink();
     let stats = Arc::clone(pipeline.stats());
     // Hold the writer on a stalled database, then offer far more than the queue holds.
@@ -187,7 +182,7 @@ async fn a_writer_stuck_on_a_slow_database_does_not_let_the_queue_overflow() {
     let proxy = db.proxy().await;
     let spool = tempfile::tempdir().expect("spool");
     let cfg = small_queue(spool.path());
-    let pipeline = Pipeline::start(cfg, pg(&db.url_via(&proxy))).expect("start");
+    let pipeline = Pipeline::start(cfg, pg(&db.settings_via(&proxy))).expect("start");
     let sink = pipeline.sink();
     let stats = Arc::clone(pipeline.stats());
     // The database answers nothing, yet nothing says it is down: the writer waits on its batch.
@@ -224,7 +219,8 @@ async fn batches_are_spooled_while_the_database_is_cut_and_replayed_exactly_once
     let db = TestDatabase::create().await;
     let proxy = db.proxy().await;
     let spool = tempfile::tempdir().expect("spool");
-    let pipeline = Pipeline::start(config(spool.path()), pg(&db.url_via(&proxy))).expect("start");
+    let pipeline =
+        Pipeline::start(config(spool.path()), pg(&db.settings_via(&proxy))).expect("start");
     let sink = pipeline.sink();
     let stats = Arc::clone(pipeline.stats());
     for i in 0..1_000 {
@@ -271,11 +267,7 @@ async fn batches_are_spooled_while_the_database_is_cut_and_replayed_exactly_once
 #[tokio::test]
 async fn a_batch_replayed_after_it_committed_is_not_duplicated() {
     let db = TestDatabase::create().await;
-    let (client, connection) = pg(&db.url())
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
+    let client = pg(&db.settings()).connect().await.expect("connect");
     let copy = aim_pipeline::copy::Statements::prepare(&client)
         .await
         .expect("prepare");
@@ -327,7 +319,7 @@ async fn damaged_spool_segments_are_skipped_counted_and_quarantined() {
         std::fs::write(&segments[1], bytes).expect("write");
     }
     let pipeline =
-        Pipeline::start(config(dir.path()), pg(&db.url())).expect("start despite damage");
+        Pipeline::start(config(dir.path()), pg(&db.settings())).expect("start despite damage");
     let stats = Arc::clone(pipeline.stats());
     wait_for("the good frames replayed", || {
         stats.snapshot().written == 10 + 30 + 40 + 60
@@ -355,7 +347,7 @@ async fn shutdown_with_a_full_queue_writes_every_event() {
     let mut cfg = config(spool.path());
     cfg.queue_capacity = 20_000;
     cfg.flush_after = Duration::from_secs(60);
-    let pipeline = Pipeline::start(cfg, pg(&db.url())).expect("start");
+    let pipeline = Pipeline::start(cfg, pg(&db.settings())).expect("start");
     let sink = pipeline.sink();
     for i in 0..20_000 {
         sink.record(event(Uuid::nil(), i));
@@ -384,7 +376,8 @@ async fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays()
     let proxy = db.proxy().await;
     let spool = tempfile::tempdir().expect("spool");
     proxy.cut();
-    let pipeline = Pipeline::start(config(spool.path()), pg(&db.url_via(&proxy))).expect("start");
+    let pipeline =
+        Pipeline::start(config(spool.path()), pg(&db.settings_via(&proxy))).expect("start");
     let sink = pipeline.sink();
     for i in 0..700 {
         sink.record(event(Uuid::nil(), i));
@@ -392,7 +385,7 @@ async fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays()
     pipeline.shutdown(deadline()).await;
 
     proxy.resume();
-    let next = Pipeline::start(config(spool.path()), pg(&db.url())).expect("restart");
+    let next = Pipeline::start(config(spool.path()), pg(&db.settings())).expect("restart");
     assert_eq!(next.stats().snapshot().recovered, 700);
     let stats = Arc::clone(next.stats());
     wait_for("the replay", || stats.snapshot().written == 700).await;
@@ -405,11 +398,7 @@ async fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays()
 #[tokio::test]
 async fn the_hand_encoded_copy_round_trips_every_column() {
     let db = TestDatabase::create().await;
-    let (client, connection) = pg(&db.url())
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
+    let client = pg(&db.settings()).connect().await.expect("connect");
     let copy = aim_pipeline::copy::Statements::prepare(&client)
         .await
         .expect("prepare");
@@ -467,11 +456,7 @@ async fn the_hand_encoded_copy_round_trips_every_column() {
 #[tokio::test]
 async fn verify_finds_a_tampered_rollup_and_rebuild_repairs_it() {
     let db = TestDatabase::create().await;
-    let (mut client, connection) = pg(&db.url())
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
+    let mut client = pg(&db.settings()).connect().await.expect("connect");
     let statements = aim_pipeline::copy::Statements::prepare(&client)
         .await
         .expect("prepare");
@@ -561,7 +546,7 @@ proptest::proptest! {
             let mut sizing = config(spool.path());
             sizing.queue_capacity = capacity;
             sizing.batch_max = batch;
-            let pipeline = Pipeline::start(sizing, pg(&db.url_via(&proxy))).expect("pipeline");
+            let pipeline = Pipeline::start(sizing, pg(&db.settings_via(&proxy))).expect("pipeline");
             let sink = pipeline.sink();
             let organization = Uuid::now_v7();
             let mut sent = 0;

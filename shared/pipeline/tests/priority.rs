@@ -4,7 +4,6 @@
 //! the same process would be counted too.
 #![cfg(target_os = "linux")]
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use aim_pipeline::{Pipeline, PipelineConfig};
@@ -45,8 +44,11 @@ async fn the_pipeline_s_threads_and_its_spool_writes_run_at_a_lower_priority() {
     let spool = tempfile::tempdir().expect("spool");
     // Nothing listens on port 1: the writer finds the database down and spools on a blocking
     // thread of the pipeline's runtime.
-    let database =
-        tokio_postgres::Config::from_str("postgres://postgres@127.0.0.1:1/none").expect("url");
+    aim_connect::install_crypto_provider();
+    let database = aim_connect::DatabaseSettings::from_url("postgres://postgres@127.0.0.1:1/none")
+        .expect("url")
+        .tokio_postgres()
+        .expect("TLS settings");
     let pipeline = Pipeline::start(
         PipelineConfig {
             queue_capacity: 16,

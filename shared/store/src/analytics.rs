@@ -253,6 +253,34 @@ pub struct AgentSummary {
     pub last_active: Option<DateTime<Utc>>,
 }
 
+/// When each of `agents` last made an API call, from its latest daily rollup row (the writers
+/// keep `last_call_at` with the row's traffic): one primary-key probe per agent, never a scan
+/// of `api_calls`. Agents without a recorded call are absent.
+///
+/// # Errors
+/// The database error (an undefined table when the schema is below the analytics tables).
+pub async fn last_calls(
+    pool: &PgPool,
+    organization_id: Uuid,
+    agents: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, DateTime<Utc>>, StoreError> {
+    if agents.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT a.id, l.last_call_at FROM unnest($2::uuid[]) AS a(id) \
+         CROSS JOIN LATERAL (SELECT d.last_call_at FROM agent_daily_metrics d \
+             WHERE d.organization_id = $1 AND d.agent_id = a.id \
+             ORDER BY d.date DESC LIMIT 1) l \
+         WHERE l.last_call_at IS NOT NULL",
+    )
+    .bind(organization_id)
+    .bind(agents)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Every live agent of the organization, oldest first.
 ///
 /// # Errors

@@ -4,14 +4,14 @@
 /// Errors from talking to PostgreSQL.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("invalid database URL: {0}")]
-    InvalidUrl(#[source] sqlx::Error),
-
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+
+    #[error("no migration has version {0} (aim migrate status lists them)")]
+    UnknownMigration(i64),
 
     #[error("the database did not answer within {0:?}")]
     Timeout(std::time::Duration),
@@ -33,7 +33,7 @@ impl StoreError {
         match self {
             Self::Timeout(_) => true,
             Self::Database(e) => is_unavailable(e),
-            Self::InvalidUrl(_) | Self::Migrate(_) | Self::Conflict(_) => false,
+            Self::Migrate(_) | Self::Conflict(_) | Self::UnknownMigration(_) => false,
         }
     }
 }
@@ -41,11 +41,12 @@ impl StoreError {
 /// See [`StoreError::is_unavailable`]; exposed for code that holds a bare `sqlx::Error`.
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Tls(_) => true,
+        // sqlx reports a failed TLS handshake as I/O; a refused certificate is not an outage.
+        sqlx::Error::Io(e) => !aim_connect::is_tls_refusal(e),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        // TLS refused or a certificate that does not verify: a configuration fault that
+        // waiting will not fix, so it is reported at once rather than retried.
+        sqlx::Error::Tls(_) => false,
         // admin_shutdown, crash_shutdown, cannot_connect_now: the server is going away or not
         // yet accepting connections.
         sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("57P")),

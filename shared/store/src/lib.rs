@@ -21,6 +21,8 @@ pub mod users;
 pub mod verifications;
 
 pub use error::{StoreError, is_unavailable};
-pub use migrate::{MIGRATOR, MigrationState, MigrationStatus, migrate, migration_status};
+pub use migrate::{
+    MIGRATOR, MigrationState, MigrationStatus, migrate, migrate_down, migration_status,
+};
 pub use pool::{PoolSettings, connect, connect_lazy, create_database_if_missing, ping, reachable};
 pub use sqlx::PgPool;

@@ -186,6 +186,35 @@ const LEADER_LOCK: i64 = 0x4149_4d6d_6169_6e74;
 
 /// A dedicated connection holding the maintenance leader's session lock: the replica that has
 /// it runs the maintenance task; the lock goes with the connection.
+/// The analytics tables whose size `/metrics` reports: the raw calls, the ledger, the rollups.
+pub const ANALYTICS_TABLES: [&str; 7] = [
+    "api_calls",
+    "ingest_batches",
+    "agent_activity_metrics",
+    "agent_daily_metrics",
+    "endpoint_hourly_metrics",
+    "endpoint_daily_metrics",
+    "organization_daily_metrics",
+];
+
+/// Each analytics table's size on disk, indexes and TOAST included, summed over its
+/// partitions (`pg_partition_tree`): the parent of a partitioned table holds nothing itself, so
+/// `pg_total_relation_size('api_calls')` alone says 0.
+///
+/// # Errors
+/// The database error (an undefined table on a schema rolled back below them).
+pub async fn table_sizes(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT t.name, coalesce(sum(pg_total_relation_size(p.relid)), 0)::int8 \
+         FROM unnest($1::text[]) AS t(name) \
+         CROSS JOIN LATERAL pg_partition_tree(t.name::regclass) AS p \
+         GROUP BY t.name ORDER BY t.name",
+    )
+    .bind(&ANALYTICS_TABLES[..])
+    .fetch_all(pool)
+    .await?)
+}
+
 pub struct Leader(sqlx::PgConnection);
 
 impl Leader {

@@ -1,5 +1,7 @@
-//! The migrations in `migrations/`, embedded in the binary, and a per-migration status report
-//! for `aim migrate status`.
+//! The migrations in `migrations/`, embedded in the binary, a per-migration status report for
+//! `aim migrate status`, and the way back down for `aim migrate down`. Every migration is a
+//! pair, `VERSION_name.up.sql` and `VERSION_name.down.sql` (a test holds every later one to
+//! it).
 
 use std::collections::HashMap;
 
@@ -18,6 +20,28 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+/// Reverts every applied migration newer than `target`, newest first, each in its own
+/// transaction with its ledger row; `target` itself stays applied. Returns the versions
+/// reverted. `0` reverts everything.
+///
+/// # Errors
+/// [`StoreError::UnknownMigration`] when `target` is neither 0 nor a known version;
+/// [`StoreError::Migrate`] when a down script fails (the ones before it stay reverted).
+pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<Vec<i64>, StoreError> {
+    if target != 0 && !MIGRATOR.iter().any(|m| m.version == target) {
+        return Err(StoreError::UnknownMigration(target));
+    }
+    let reverted = migration_status(pool)
+        .await?
+        .into_iter()
+        .rev()
+        .filter(|m| m.version > target && m.state != MigrationState::Pending)
+        .map(|m| m.version)
+        .collect();
+    MIGRATOR.undo(pool, target).await?;
+    Ok(reverted)
 }
 
 /// Where one migration stands in a database.

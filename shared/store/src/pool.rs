@@ -2,10 +2,9 @@
 //! together); after that the pool reconnects by itself and probes answer "unavailable" instead
 //! of failing.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use aim_connect::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
@@ -28,15 +27,12 @@ impl Default for PoolSettings {
     }
 }
 
-fn options(url: &SecretString) -> Result<PgConnectOptions, StoreError> {
-    PgConnectOptions::from_str(url.expose_secret())
-        .map(|o| {
-            o.application_name("aim")
-                // Statement logging at INFO would put every query of every request in the log.
-                .log_statements(tracing::log::LevelFilter::Debug)
-                .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1))
-        })
-        .map_err(StoreError::InvalidUrl)
+fn options(database: &DatabaseSettings) -> PgConnectOptions {
+    database
+        .sqlx_options()
+        // Statement logging at INFO would put every query of every request in the log.
+        .log_statements(tracing::log::LevelFilter::Debug)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1))
 }
 
 fn pool_options(settings: &PoolSettings) -> PgPoolOptions {
@@ -51,23 +47,21 @@ fn pool_options(settings: &PoolSettings) -> PgPoolOptions {
 /// A pool that connects on first use, so a service can start (and report itself degraded)
 /// while the database is down.
 ///
-/// # Errors
-/// [`StoreError::InvalidUrl`] when the URL does not parse.
-pub fn connect_lazy(url: &SecretString, settings: &PoolSettings) -> Result<PgPool, StoreError> {
-    Ok(pool_options(settings).connect_lazy_with(options(url)?))
+pub fn connect_lazy(database: &DatabaseSettings, settings: &PoolSettings) -> PgPool {
+    pool_options(settings).connect_lazy_with(options(database))
 }
 
 /// Connects, retrying while the database is unreachable for at most `wait`.
 ///
 /// # Errors
-/// [`StoreError::InvalidUrl`]; the last connection error once `wait` has passed; any error that
-/// retrying cannot fix (authentication, unknown database) at once.
+/// The last connection error once `wait` has passed; any error that retrying cannot fix (TLS
+/// refused or unverifiable, authentication, unknown database) at once.
 pub async fn connect(
-    url: &SecretString,
+    database: &DatabaseSettings,
     settings: &PoolSettings,
     wait: Duration,
 ) -> Result<PgPool, StoreError> {
-    let options = options(url)?;
+    let options = options(database);
     let deadline = tokio::time::Instant::now() + wait;
     let mut delay = Duration::from_millis(100);
     loop {
@@ -85,15 +79,15 @@ pub async fn connect(
     }
 }
 
-/// Creates `name` on the server `admin_url` points at, when it does not exist yet.
+/// Creates `name` on the server `admin` points at, when it does not exist yet.
 ///
 /// # Errors
-/// [`StoreError::InvalidUrl`], or the server's error.
+/// The server's error.
 pub async fn create_database_if_missing(
-    admin_url: &SecretString,
+    admin: &DatabaseSettings,
     name: &str,
 ) -> Result<(), StoreError> {
-    let mut conn = options(admin_url)?.connect().await?;
+    let mut conn = options(admin).connect().await?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(name)

@@ -22,11 +22,14 @@ pub struct NewVerification {
     pub reason: String,
     pub duration_ms: f64,
     pub started_at: DateTime<Utc>,
+    /// Count it in the analytics rollups too. Off when analytics are (`AIM_ANALYTICS_ENABLED`),
+    /// so the service keeps verifying on a schema rolled back below the analytics tables.
+    pub rollups: bool,
 }
 
-/// Records the event, its rollups (`verifications_count` of the agent's hour, the day's
-/// verification totals; failed counts `failed` and `timeout`) and the agent's `last_active`, in
-/// one transaction.
+/// Records the event, its rollups when asked (`verifications_count` of the agent's hour, the
+/// day's verification totals; failed counts `failed` and `timeout`) and the agent's
+/// `last_active`, in one transaction.
 ///
 /// # Errors
 /// The database error.
@@ -52,7 +55,24 @@ pub async fn record(
     .bind(event.started_at)
     .fetch_one(&mut *tx)
     .await?;
-    // The verification rollups, exact because they commit with the event.
+    if event.rollups {
+        record_rollups(&mut tx, &event).await?;
+    }
+    sqlx::query("UPDATE agents SET last_active = greatest(last_active, $3) WHERE organization_id = $1 AND id = $2")
+        .bind(event.organization_id)
+        .bind(event.agent_id)
+        .bind(event.started_at)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(recorded)
+}
+
+/// The verification rollups, exact because they commit with the event.
+async fn record_rollups(
+    tx: &mut sqlx::PgTransaction<'_>,
+    event: &NewVerification,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO agent_activity_metrics (organization_id, agent_id, hour_timestamp, verifications_count) \
          VALUES ($1, $2, date_trunc('hour', $3, 'UTC'), 1) \
@@ -62,7 +82,7 @@ pub async fn record(
     .bind(event.organization_id)
     .bind(event.agent_id)
     .bind(event.started_at)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let succeeded = i64::from(event.status == VerificationStatus::Success);
     let failed = i64::from(matches!(
@@ -83,16 +103,9 @@ pub async fn record(
     .bind(event.started_at)
     .bind(succeeded)
     .bind(failed)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE agents SET last_active = greatest(last_active, $3) WHERE organization_id = $1 AND id = $2")
-        .bind(event.organization_id)
-        .bind(event.agent_id)
-        .bind(event.started_at)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(recorded)
+    Ok(())
 }
 
 /// Filters of the verification list; `None` means any.

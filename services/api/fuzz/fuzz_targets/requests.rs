@@ -102,7 +102,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             max_connections: 4,
             acquire_timeout: Duration::from_secs(5),
         };
-        let pool = aim_store::connect_lazy(&database.url(), &settings).expect("pool");
+        let pool = aim_store::connect_lazy(&database.settings(), &settings);
         let vars: HashMap<String, String> = [
             ("AIM_ENVIRONMENT", "test"),
             ("JWT_SECRET", JWT_SECRET),

@@ -61,6 +61,29 @@ async fn visible_agent(
         .ok_or(ApiError::NotFound)
 }
 
+/// Moves each agent's `last_active` (its last verification, kept in `agents`) to its last API
+/// call when that is later, read from the rollups the writers keep. With analytics off the
+/// rollups may not exist (a schema rolled back below them), so `last_active` stays as stored.
+pub(crate) async fn with_last_calls(
+    state: &AppState,
+    agents: &mut [Agent],
+) -> Result<(), ApiError> {
+    let Some(first) = agents.first() else {
+        return Ok(());
+    };
+    if state.pipeline().is_none() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
+    let calls = aim_store::analytics::last_calls(state.db()?, first.organization_id, &ids).await?;
+    for agent in agents {
+        if let Some(at) = calls.get(&agent.id) {
+            agent.last_active = agent.last_active.max(Some(*at));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
@@ -96,12 +119,13 @@ async fn list_agents(
     .page()?;
     if let Principal::Agent { agent_id, .. } = principal {
         // An agent's view of the list is itself.
-        let agents: Vec<Agent> =
+        let mut agents: Vec<Agent> =
             aim_store::agents::get(state.db()?, principal.organization_id(), agent_id)
                 .await?
                 .filter(|a| query.status.is_none_or(|s| s == a.status))
                 .into_iter()
                 .collect();
+        with_last_calls(&state, &mut agents).await?;
         let total = i64::try_from(agents.len()).unwrap_or(0);
         let agents = if page.offset > 0 { Vec::new() } else { agents };
         return Ok(Json(AgentList {
@@ -109,9 +133,10 @@ async fn list_agents(
             paging: Paging::new(total, page),
         }));
     }
-    let (agents, total) =
+    let (mut agents, total) =
         aim_store::agents::list(state.db()?, principal.organization_id(), query.status, page)
             .await?;
+    with_last_calls(&state, &mut agents).await?;
     Ok(Json(AgentList {
         agents,
         paging: Paging::new(total, page),
@@ -206,7 +231,9 @@ async fn get_agent(
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Agent>, ApiError> {
-    visible_agent(&state, &principal, id).await.map(Json)
+    let mut agent = visible_agent(&state, &principal, id).await?;
+    with_last_calls(&state, std::slice::from_mut(&mut agent)).await?;
+    Ok(Json(agent))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -254,7 +281,7 @@ async fn update_agent(
     check_object(&mut errors, "metadata", body.metadata.as_ref());
     errors.finish()?;
     let status_changed = body.status.is_some();
-    let agent = aim_store::agents::update(
+    let mut agent = aim_store::agents::update(
         state.db()?,
         principal.organization_id(),
         id,
@@ -273,6 +300,7 @@ async fn update_agent(
         // A revoked agent's keys must stop working here at once.
         state.key_cache().evict_agent(id);
     }
+    with_last_calls(&state, std::slice::from_mut(&mut agent)).await?;
     Ok(Json(agent))
 }
 
@@ -345,7 +373,7 @@ async fn set_trust_score(
     );
     errors.text(&body.reason, "reason", 1, 500);
     errors.finish()?;
-    let (agent, previous_score) = aim_store::agents::set_trust_score(
+    let (mut agent, previous_score) = aim_store::agents::set_trust_score(
         state.db()?,
         principal.organization_id(),
         id,
@@ -355,6 +383,7 @@ async fn set_trust_score(
     )
     .await?
     .ok_or(ApiError::NotFound)?;
+    with_last_calls(&state, std::slice::from_mut(&mut agent)).await?;
     Ok(Json(TrustScoreChanged {
         trust_score: agent.trust_score,
         agent,
@@ -586,6 +615,7 @@ async fn verify_action(
             reason: reason.to_owned(),
             duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
             started_at,
+            rollups: state.pipeline().is_some(),
         },
     )
     .await?;

@@ -64,6 +64,8 @@ fn row_traffic(row: &RollupRow) -> Traffic {
         response_bytes: row.response_bytes,
         total_duration_ms: row.total_duration_ms,
         histogram: Histogram::from_counts(row.histogram.clone()),
+        // The read model does not select it; no analytics answer shows a row's last call.
+        last_call_us: 0,
     }
 }
 
@@ -79,8 +81,10 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
+/// Not rounded: a day of small calls is a few KiB, which two decimals of a MiB would show as
+/// 0. Dividing by 2^20 is exact for any byte count below 2^53, so the value carries every byte.
 fn mib(bytes: i64) -> f64 {
-    round2(bytes as f64 / MIB)
+    bytes as f64 / MIB
 }
 
 /// The window of the last `days` days: from the start of the hour `days` ago to now. It is read
@@ -146,8 +150,10 @@ struct Usage {
     /// Agents with at least one call in the period.
     active_agents: i64,
     api_calls: i64,
-    /// MiB of request and response bodies.
+    /// MiB (2^20 bytes) of request and response bodies, unrounded: `data_volume_bytes` / 1048576.
     data_volume: f64,
+    /// Bytes of request and response bodies.
+    data_volume_bytes: i64,
     /// Percent of the period's calls not answered with a 5xx; 100 when there were none.
     uptime: f64,
     /// Percent of the period's calls answered with a 4xx or 5xx.
@@ -185,6 +191,7 @@ async fn usage(
         active_agents: active,
         api_calls: total.calls,
         data_volume: mib(total.request_bytes + total.response_bytes),
+        data_volume_bytes: total.request_bytes + total.response_bytes,
         uptime: if total.calls == 0 {
             100.0
         } else {
@@ -478,7 +485,10 @@ struct HourActivity {
     hour: DateTime<Utc>,
     api_calls: i64,
     errors: i64,
+    /// MiB (2^20 bytes) of request and response bodies, unrounded.
     data_processed: f64,
+    /// Bytes of request and response bodies.
+    data_processed_bytes: i64,
     avg_response_time_ms: f64,
     p95_response_time_ms: f64,
 }
@@ -530,6 +540,7 @@ async fn agent_activity(
                 api_calls: t.calls,
                 errors: t.errors,
                 data_processed: mib(t.request_bytes + t.response_bytes),
+                data_processed_bytes: t.request_bytes + t.response_bytes,
                 avg_response_time_ms: round2(t.avg_ms()),
                 p95_response_time_ms: t.histogram.quantile(0.95),
             }
@@ -560,8 +571,10 @@ struct AgentActivityEntry {
     trust_score: f64,
     last_active: Option<DateTime<Utc>>,
     api_calls: i64,
-    /// MiB.
+    /// MiB (2^20 bytes) of request and response bodies, unrounded.
     data_processed: f64,
+    /// Bytes of request and response bodies.
+    data_processed_bytes: i64,
     errors: i64,
     avg_response_time_ms: f64,
     p95_response_time_ms: f64,
@@ -625,6 +638,8 @@ async fn agents_activity(
     }
     let all = traffic(&rows);
     let agents = aim_store::analytics::agent_summaries(state.db()?, organization).await?;
+    let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
+    let last_calls = aim_store::analytics::last_calls(state.db()?, organization, &ids).await?;
     let zero = Traffic::default();
     let mut activities: Vec<AgentActivityEntry> = agents
         .into_iter()
@@ -635,9 +650,10 @@ async fn agents_activity(
                 agent_name: a.name,
                 status: a.status,
                 trust_score: a.trust_score,
-                last_active: a.last_active,
+                last_active: a.last_active.max(last_calls.get(&a.id).copied()),
                 api_calls: t.calls,
                 data_processed: mib(t.request_bytes + t.response_bytes),
+                data_processed_bytes: t.request_bytes + t.response_bytes,
                 errors: t.errors,
                 avg_response_time_ms: round2(t.avg_ms()),
                 p95_response_time_ms: t.histogram.quantile(0.95),

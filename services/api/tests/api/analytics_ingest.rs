@@ -280,3 +280,81 @@ async fn calls_during_a_database_outage_are_spooled_and_land_once() {
     assert!(stats.balanced(0), "{stats:?}");
     assert_eq!(stats.dropped, 0);
 }
+
+/// The deployment guide's check: ten small calls with a user token show a data volume above
+/// zero, in MiB unrounded and in bytes.
+#[tokio::test]
+async fn ten_small_calls_show_a_data_volume_above_zero() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("volume").await;
+    for _ in 0..10 {
+        let listed = app.get_as("/api/v1/agents", &admin.token).await;
+        assert_eq!(listed.status, StatusCode::OK);
+    }
+    app.drain().await;
+    let usage = app
+        .get_as("/api/v1/analytics/usage?period=day", &admin.token)
+        .await;
+    assert_eq!(usage.status, StatusCode::OK, "{}", usage.body);
+    let bytes = usage.body["data_volume_bytes"].as_i64().expect("bytes");
+    let mib = usage.body["data_volume"].as_f64().expect("MiB");
+    assert!(bytes > 0 && mib > 0.0, "{}", usage.body);
+    assert_eq!(mib, bytes as f64 / 1_048_576.0, "exact, not rounded");
+}
+
+/// `last_active` follows an agent's API calls (from the rollups), not only its verifications,
+/// in the agent, the agent list and the analytics of agents.
+#[tokio::test]
+async fn last_active_moves_with_the_agent_s_calls() {
+    let app = TestApp::spawn().await;
+    let (admin, agent, key) = app.cached_key().await;
+    let fresh = app.agent(&admin.token, "silent").await;
+    assert!(fresh["last_active"].is_null(), "{fresh}");
+    let before = chrono::Utc::now();
+    for _ in 0..3 {
+        let got = app.get_as(&format!("/api/v1/agents/{agent}"), &key).await;
+        assert_eq!(got.status, StatusCode::OK);
+    }
+    let after = chrono::Utc::now();
+    app.drain().await;
+
+    let last_active = |value: &serde_json::Value| {
+        value["last_active"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let got = app
+        .get_as(&format!("/api/v1/agents/{agent}"), &admin.token)
+        .await;
+    let at = last_active(&got.body).expect("last_active set by calls");
+    assert!(
+        before <= at && at <= after,
+        "{at} not in [{before}, {after}]"
+    );
+
+    let listed = app.get_as("/api/v1/agents", &admin.token).await;
+    let agents = listed.body["agents"].as_array().expect("agents");
+    let mine = agents
+        .iter()
+        .find(|a| a["id"] == agent.as_str())
+        .expect("listed");
+    assert_eq!(last_active(mine), Some(at));
+    let silent = agents
+        .iter()
+        .find(|a| a["id"] == fresh["id"])
+        .expect("listed");
+    assert!(silent["last_active"].is_null(), "{silent}");
+
+    let activity = app
+        .get_as("/api/v1/analytics/agents/activity", &admin.token)
+        .await;
+    let entry = activity.body["activities"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["agent_id"] == agent.as_str())
+        .expect("in the activity")
+        .clone();
+    assert_eq!(last_active(&entry), Some(at), "{entry}");
+}

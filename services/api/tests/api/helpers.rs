@@ -2,11 +2,11 @@
 //! that a test can pause or cut to simulate an outage.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use aim_api::config::Config;
 use aim_api::{AppState, app, app_with_cors};
+use aim_connect::DatabaseSettings;
 use aim_pipeline::Pipeline;
 use aim_store::PgPool;
 use aim_store::testing::{FaultProxy, TestDatabase};
@@ -31,8 +31,8 @@ pub struct TestApp {
     pub proxy: Option<FaultProxy>,
     /// The analytics pipeline, unless the test turned it off.
     pub pipeline: Option<Arc<Pipeline>>,
-    /// The database's own URL, for the check when the test ends.
-    direct_url: SecretString,
+    /// The database's own settings, for the check when the test ends.
+    direct: DatabaseSettings,
     _spool: tempfile::TempDir,
 }
 
@@ -67,16 +67,15 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
 fn state(
     pool: PgPool,
     config: &Config,
-    url: &SecretString,
+    database: &DatabaseSettings,
     spool: &std::path::Path,
 ) -> (AppState, Option<Arc<Pipeline>>) {
-    use secrecy::ExposeSecret;
     let pipeline = config.analytics_enabled.then(|| {
         let mut sizing = config.pipeline.clone();
         sizing.spool_dir = spool.to_path_buf();
         sizing.flush_after = std::time::Duration::from_millis(20);
-        let database = tokio_postgres::Config::from_str(url.expose_secret()).expect("URL");
-        Arc::new(Pipeline::start(sizing, database).expect("pipeline"))
+        let writers = database.tokio_postgres().expect("TLS settings");
+        Arc::new(Pipeline::start(sizing, writers).expect("pipeline"))
     });
     let state = AppState::new(
         pool,
@@ -99,14 +98,13 @@ pub struct TestUser {
 }
 
 /// `aim rollups verify` over every day with calls, and two days either side of today.
-async fn assert_rollups_clean(url: &SecretString) {
-    use secrecy::ExposeSecret;
-    let config = tokio_postgres::Config::from_str(url.expose_secret()).expect("URL");
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
+async fn assert_rollups_clean(database: &DatabaseSettings) {
+    let client = database
+        .tokio_postgres()
+        .expect("TLS settings")
+        .connect()
         .await
         .expect("connect");
-    tokio::spawn(connection);
     let today = chrono::Utc::now().date_naive();
     let range = client
         .query_one(
@@ -142,13 +140,13 @@ impl Drop for TestApp {
         if self.pipeline.is_none() || std::thread::panicking() {
             return;
         }
-        let url = self.direct_url.clone();
+        let database = self.direct.clone();
         let checked = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime")
-                .block_on(assert_rollups_clean(&url));
+                .block_on(assert_rollups_clean(&database));
         })
         .join();
         if let Err(panic) = checked {
@@ -164,17 +162,22 @@ impl TestApp {
 
     /// With configuration variables set, e.g. `[("AIM_AGENT_RATE_LIMIT_PER_S", "2")]`.
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::create().await;
-        let pool = aim_store::connect_lazy(&db.url(), &settings()).expect("pool");
+        Self::spawn_on(&TestDatabase::create().await, overrides)
+    }
+
+    /// On a database the test prepared (migrated up or down as it needs), with configuration
+    /// variables set.
+    pub fn spawn_on(db: &TestDatabase, overrides: &[(&str, &str)]) -> Self {
+        let pool = aim_store::connect_lazy(&db.settings(), &settings());
         let config = config(overrides);
         let spool = tempfile::tempdir().expect("spool");
-        let (state, pipeline) = state(pool.clone(), &config, &db.url(), spool.path());
+        let (state, pipeline) = state(pool.clone(), &config, &db.settings(), spool.path());
         Self {
             router: app_with_cors(state, &config.cors_origins),
             pool,
             proxy: None,
             pipeline,
-            direct_url: db.url(),
+            direct: db.settings(),
             _spool: spool,
         }
     }
@@ -188,16 +191,16 @@ impl TestApp {
     pub async fn spawn_behind_proxy_with(overrides: &[(&str, &str)]) -> Self {
         let db = TestDatabase::create().await;
         let proxy = db.proxy().await;
-        let url = db.url_via(&proxy);
-        let pool = aim_store::connect_lazy(&url, &settings()).expect("pool");
+        let via = db.settings_via(&proxy);
+        let pool = aim_store::connect_lazy(&via, &settings());
         let spool = tempfile::tempdir().expect("spool");
-        let (state, pipeline) = state(pool.clone(), &config(overrides), &url, spool.path());
+        let (state, pipeline) = state(pool.clone(), &config(overrides), &via, spool.path());
         Self {
             router: app(state),
             pool,
             proxy: Some(proxy),
             pipeline,
-            direct_url: db.url(),
+            direct: db.settings(),
             _spool: spool,
         }
     }
@@ -234,7 +237,7 @@ impl TestApp {
 
     /// `aim rollups verify` over every day with calls: the rollups must match the raw rows.
     pub async fn assert_rollups_clean(&self) {
-        assert_rollups_clean(&self.direct_url).await;
+        assert_rollups_clean(&self.direct).await;
     }
 
     pub fn proxy(&self) -> &FaultProxy {

@@ -19,5 +19,6 @@ mod operations;
 mod schema;
 mod security;
 mod tenancy;
+mod tls;
 mod users;
 mod verifications;

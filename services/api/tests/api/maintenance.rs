@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 
 async fn pool(db: &TestDatabase) -> aim_store::PgPool {
     aim_store::connect(
-        &db.url(),
+        &db.settings(),
         &aim_store::PoolSettings::default(),
         std::time::Duration::from_secs(5),
     )

@@ -8,7 +8,7 @@ use chrono::{Days, NaiveDate};
 
 async fn pool_for(db: &TestDatabase) -> PgPool {
     aim_store::connect(
-        &db.url(),
+        &db.settings(),
         &aim_store::PoolSettings::default(),
         std::time::Duration::from_secs(5),
     )
@@ -273,4 +273,143 @@ async fn a_day_with_rows_in_the_default_partition_is_skipped_not_an_error() {
         outcome,
         vec![(day, PartitionOutcome::SkippedDefaultHasRows)]
     );
+}
+
+#[test]
+fn every_migration_has_a_down_script() {
+    let ups: Vec<i64> = aim_store::MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect();
+    let downs: Vec<i64> = aim_store::MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect();
+    assert!(!ups.is_empty());
+    for version in &ups {
+        assert!(
+            downs.contains(version),
+            "migration {version} has no VERSION_name.down.sql"
+        );
+    }
+}
+
+#[tokio::test]
+async fn migrating_down_to_an_unknown_version_is_refused() {
+    let db = TestDatabase::create().await;
+    let pool = pool_for(&db).await;
+    let err = aim_store::migrate_down(&pool, 20_261_128_000_099)
+        .await
+        .expect_err("unknown version");
+    assert!(err.to_string().contains("20261128000099"), "{err}");
+    assert!(
+        aim_store::migration_status(&pool)
+            .await
+            .expect("status")
+            .iter()
+            .all(|m| matches!(m.state, MigrationState::Applied { .. })),
+        "nothing was reverted"
+    );
+}
+
+/// The rollback path of docs/operations.md: down to the identity schema keeps organizations,
+/// users, agents and keys and drops sessions and analytics; the service (analytics off) serves
+/// agents on that schema; up again, calls are recorded again.
+#[tokio::test]
+async fn down_to_the_identity_schema_keeps_identities_and_up_again_records_calls() {
+    use crate::helpers::TestApp;
+    use axum::http::StatusCode;
+
+    const IDENTITY: i64 = 20_261_128_000_001;
+    let db = TestDatabase::create().await;
+    let (agent_id, key) = {
+        let app = TestApp::spawn_on(&db, &[]);
+        let (_admin, agent_id, key) = app.cached_key().await;
+        for _ in 0..5 {
+            let got = app
+                .get_as(&format!("/api/v1/agents/{agent_id}"), &key)
+                .await;
+            assert_eq!(got.status, StatusCode::OK);
+        }
+        let stats = app.drain().await;
+        assert!(stats.written >= 6, "{stats:?}");
+        (agent_id, key)
+    };
+    let pool = pool_for(&db).await;
+    let identities = |pool: PgPool| async move {
+        sqlx::query_as::<_, (i64, i64, i64, i64)>(
+            "SELECT (SELECT count(*) FROM organizations), (SELECT count(*) FROM users), \
+                    (SELECT count(*) FROM agents), (SELECT count(*) FROM api_keys)",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("identity counts")
+    };
+    let before = identities(pool.clone()).await;
+
+    let reverted = aim_store::migrate_down(&pool, IDENTITY)
+        .await
+        .expect("down");
+    assert!(!reverted.is_empty() && reverted.iter().all(|v| *v > IDENTITY));
+    assert_eq!(identities(pool.clone()).await, before, "identities survive");
+    for gone in [
+        "refresh_tokens",
+        "api_calls",
+        "ingest_batches",
+        "agent_activity_metrics",
+        "agent_daily_metrics",
+        "endpoint_hourly_metrics",
+        "endpoint_daily_metrics",
+        "organization_daily_metrics",
+    ] {
+        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(gone)
+            .fetch_one(&pool)
+            .await
+            .expect("regclass");
+        assert_eq!(exists, None, "{gone} is still there");
+    }
+    let status = aim_store::migration_status(&pool).await.expect("status");
+    assert!(
+        status
+            .iter()
+            .all(|m| (m.version <= IDENTITY) == matches!(m.state, MigrationState::Applied { .. })),
+        "{status:?}"
+    );
+
+    {
+        // The previous image on the rolled-back schema, as the runbook runs it.
+        let app = TestApp::spawn_on(&db, &[("AIM_ANALYTICS_ENABLED", "false")]);
+        let got = app
+            .get_as(&format!("/api/v1/agents/{agent_id}"), &key)
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.body);
+        let verified = app
+            .post_as(
+                &format!("/api/v1/agents/{agent_id}/verify-action"),
+                &key,
+                serde_json::json!({ "action": "read" }),
+            )
+            .await;
+        assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    }
+
+    aim_store::migrate(&pool).await.expect("up again");
+    let app = TestApp::spawn_on(&db, &[]);
+    for _ in 0..3 {
+        let got = app
+            .get_as(&format!("/api/v1/agents/{agent_id}"), &key)
+            .await;
+        assert_eq!(got.status, StatusCode::OK);
+    }
+    let stats = app.drain().await;
+    assert_eq!(stats.written, 3, "{stats:?}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM api_calls")
+        .fetch_one(&pool)
+        .await
+        .expect("rows");
+    assert_eq!(rows, 3, "the calls after the way back up are recorded");
+    pool.close().await;
 }

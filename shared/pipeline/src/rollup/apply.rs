@@ -26,7 +26,7 @@ use super::{Deltas, Key, Table, Traffic};
 pub const ROLLUP_LOCK: i64 = 0x4149_4d72_6f6c_6c75;
 
 /// A table's traffic columns, in the order the upsert sends them.
-pub fn traffic_columns(table: Table) -> [&'static str; 11] {
+pub fn traffic_columns(table: Table) -> [&'static str; 12] {
     if table == Table::OrgDay {
         [
             "total_api_calls",
@@ -40,6 +40,7 @@ pub fn traffic_columns(table: Table) -> [&'static str; 11] {
             "avg_response_time_ms",
             "p95_response_time_ms",
             "latency_histogram",
+            "last_call_at",
         ]
     } else {
         [
@@ -54,6 +55,7 @@ pub fn traffic_columns(table: Table) -> [&'static str; 11] {
             "avg_response_time_ms",
             "p95_response_time_ms",
             "latency_histogram",
+            "last_call_at",
         ]
     }
 }
@@ -61,7 +63,7 @@ pub fn traffic_columns(table: Table) -> [&'static str; 11] {
 /// The traffic columns that are read back (the rest are derived from them).
 pub fn read_columns(table: Table) -> String {
     let c = traffic_columns(table);
-    [c[0], c[1], c[2], c[3], c[4], c[5], c[7], c[10]].join(", ")
+    [c[0], c[1], c[2], c[3], c[4], c[5], c[7], c[10], c[11]].join(", ")
 }
 
 /// A table's key columns with their SQL types, primary-key order.
@@ -122,8 +124,8 @@ pub fn read_sql(table: Table) -> String {
 }
 
 /// The traffic parameters after a table's key arrays, as `unnest` arguments (six counts, the
-/// duration, avg, p95, the histogram bounds), and the flat histogram array, which is sliced per
-/// row rather than unnested.
+/// duration, avg, p95, the histogram bounds, the last call), and the flat histogram array,
+/// which is sliced per row rather than unnested.
 fn traffic_params(table: Table) -> (String, String) {
     let first = key_columns(table).len() + 1;
     let kinds = [
@@ -138,6 +140,7 @@ fn traffic_params(table: Table) -> (String, String) {
         (9, "float8"),
         (10, "int4"),
         (11, "int4"),
+        (12, "timestamptz"),
     ];
     let arrays = kinds
         .iter()
@@ -148,8 +151,8 @@ fn traffic_params(table: Table) -> (String, String) {
 }
 
 /// Upserts absolute traffic values. After the key arrays come six counts, the duration, the
-/// flat histograms, avg, p95 and each row's `[lo:hi]` slice of the flat histograms (trailing
-/// zero buckets are not sent; readers pad them back).
+/// flat histograms, avg, p95, each row's `[lo:hi]` slice of the flat histograms (trailing
+/// zero buckets are not sent; readers pad them back) and the last call's time.
 pub fn upsert_sql(table: Table) -> String {
     let (traffic_arrays, histograms) = traffic_params(table);
     let columns = traffic_columns(table);
@@ -167,9 +170,9 @@ pub fn upsert_sql(table: Table) -> String {
     format!(
         "INSERT INTO {table} ({names}, {columns}, updated_at) \
          SELECT {keys}, u.c, u.e, u.ce, u.se, u.rq, u.rs, u.rq + u.rs, u.d, u.avg, u.p95, \
-                coalesce(({histograms}::int8[])[u.lo : u.hi], '{{}}'), now() \
+                coalesce(({histograms}::int8[])[u.lo : u.hi], '{{}}'), u.lc, now() \
          FROM unnest({key_arrays}, {traffic_arrays}) \
-             WITH ORDINALITY AS u({names}, c, e, ce, se, rq, rs, d, avg, p95, lo, hi, n) \
+             WITH ORDINALITY AS u({names}, c, e, ce, se, rq, rs, d, avg, p95, lo, hi, lc, n) \
          ORDER BY u.n \
          ON CONFLICT ({names}) DO UPDATE SET {set}, updated_at = now()",
         table = table.name(),
@@ -197,6 +200,7 @@ pub fn update_sql(table: Table) -> String {
         "u.avg".to_owned(),
         "u.p95".to_owned(),
         format!("coalesce(({histograms}::int8[])[u.lo : u.hi], '{{}}')"),
+        "u.lc".to_owned(),
     ];
     let set = traffic_columns(table)
         .iter()
@@ -212,7 +216,7 @@ pub fn update_sql(table: Table) -> String {
     format!(
         "UPDATE {table} AS m SET {set}, updated_at = now() \
          FROM unnest({key_arrays}, {traffic_arrays}) \
-             AS u({names}, c, e, ce, se, rq, rs, d, avg, p95, lo, hi) \
+             AS u({names}, c, e, ce, se, rq, rs, d, avg, p95, lo, hi, lc) \
          WHERE {matches}",
         table = table.name(),
         key_arrays = key_arrays(table),
@@ -304,6 +308,9 @@ pub fn traffic_of(row: &Row, first: usize) -> Result<Traffic, Error> {
         response_bytes: row.try_get(first + 5)?,
         total_duration_ms: row.try_get(first + 6)?,
         histogram: Histogram::from_counts(row.try_get(first + 7)?),
+        last_call_us: row
+            .try_get::<_, Option<DateTime<Utc>>>(first + 8)?
+            .map_or(0, |at| at.timestamp_micros()),
     })
 }
 
@@ -373,6 +380,7 @@ struct Columns {
     /// 1-based bounds of each row's histogram in `histograms`.
     lo: Vec<i32>,
     hi: Vec<i32>,
+    last_call: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Columns {
@@ -396,11 +404,12 @@ impl Columns {
             .push(i32::try_from(self.histograms.len()).unwrap_or(i32::MAX));
         self.avg.push(t.avg_ms());
         self.p95.push(t.histogram.quantile(0.95));
+        self.last_call.push(t.last_call());
     }
 
     /// In the order of [`upsert_sql`]: six counts, duration, the flat histograms, avg, p95,
-    /// the histogram bounds.
-    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+    /// the histogram bounds, the last call.
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
         [
             &self.calls,
             &self.errors,
@@ -414,6 +423,7 @@ impl Columns {
             &self.p95,
             &self.lo,
             &self.hi,
+            &self.last_call,
         ]
     }
 }

@@ -28,8 +28,8 @@ impl fmt::Display for Difference {
         let (s, c) = (&self.stored, &self.computed);
         write!(
             f,
-            "{} {}: stored calls={} errors={} 4xx={} 5xx={} bytes_in={} bytes_out={} duration_ms={:.3} histogram_total={}; \
-             from api_calls calls={} errors={} 4xx={} 5xx={} bytes_in={} bytes_out={} duration_ms={:.3} histogram_total={}",
+            "{} {}: stored calls={} errors={} 4xx={} 5xx={} bytes_in={} bytes_out={} duration_ms={:.3} histogram_total={} last_call_us={}; \
+             from api_calls calls={} errors={} 4xx={} 5xx={} bytes_in={} bytes_out={} duration_ms={:.3} histogram_total={} last_call_us={}",
             self.table,
             self.key,
             s.calls,
@@ -40,6 +40,7 @@ impl fmt::Display for Difference {
             s.response_bytes,
             s.total_duration_ms,
             s.histogram.total(),
+            s.last_call_us,
             c.calls,
             c.errors,
             c.client_errors,
@@ -48,6 +49,7 @@ impl fmt::Display for Difference {
             c.response_bytes,
             c.total_duration_ms,
             c.histogram.total(),
+            c.last_call_us,
         )
     }
 }
@@ -159,6 +161,7 @@ fn same(a: &Traffic, b: &Traffic) -> bool {
         && a.response_bytes == b.response_bytes
         && (a.total_duration_ms - b.total_duration_ms).abs() <= tolerance
         && a.histogram == b.histogram
+        && a.last_call_us == b.last_call_us
 }
 
 fn compare(
@@ -232,6 +235,7 @@ pub async fn rebuild(client: &mut Client, from: NaiveDate, to: NaiveDate) -> Res
             .iter()
             .map(|column| match *column {
                 "latency_histogram" => format!("{column} = '{{}}'"),
+                "last_call_at" => format!("{column} = NULL"),
                 _ => format!("{column} = 0"),
             })
             .collect::<Vec<_>>()

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use aim_connect::DatabaseSettings;
 use aim_local_pg::{Attached, ClusterOptions, LocalCluster};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -92,6 +93,17 @@ impl TestDatabase {
     /// The database's URL, as the service's configuration would hold it.
     pub fn url(&self) -> SecretString {
         SecretString::from(self.url.to_string())
+    }
+
+    /// The database's settings, as the service's configuration would hold them.
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings::from_url(self.url.as_str()).expect("test URL parses")
+    }
+
+    /// This database's settings, reached through `proxy`.
+    pub fn settings_via(&self, proxy: &FaultProxy) -> DatabaseSettings {
+        use secrecy::ExposeSecret;
+        DatabaseSettings::from_url(self.url_via(proxy).expose_secret()).expect("proxy URL parses")
     }
 
     /// Starts a proxy in front of this database's server.
