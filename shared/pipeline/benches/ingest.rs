@@ -8,11 +8,16 @@
 //!
 //! ```sh
 //! cargo bench -p aim-pipeline --bench ingest -- [events] [insert-events]
+//! cargo bench -p aim-pipeline --bench ingest -- tls [events]
 //! ```
 //!
 //! Uses the test harness's database discovery (`DATABASE_URL`, else `127.0.0.1:5432`, else a
 //! throwaway cluster) and a fresh database of its own. Prints a Markdown table for
 //! `docs/benchmarks.md`.
+//!
+//! With `tls`, the writers' path ((a0) without rollups, (a) with them) and the bare COPY (b) run
+//! over TCP to a private cluster, in plain and in TLS (`verify-full`, SCRAM password on both),
+//! alternately: what encryption costs the writers, in throughput and in client CPU.
 
 use aim_connect::TokioPostgres;
 use std::sync::Arc;
@@ -366,10 +371,145 @@ fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
+/// One mode's runs over plain TCP and over TLS.
+#[derive(Default)]
+struct Transport {
+    plain: Vec<Duration>,
+    tls: Vec<Duration>,
+    cpu_plain: Duration,
+    cpu_tls: Duration,
+}
+
+impl Transport {
+    async fn run<F, Fut>(&mut self, tls: bool, admin: &tokio_postgres::Client, n: usize, run: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Duration>,
+    {
+        reset(admin).await;
+        let before = cpu();
+        let took = run().await;
+        let used = cpu() - before;
+        assert_eq!(rows_in(admin).await, n as i64);
+        if tls {
+            self.tls.push(took);
+            self.cpu_tls += used;
+        } else {
+            self.plain.push(took);
+            self.cpu_plain += used;
+        }
+    }
+
+    fn report(&mut self, name: &str, n: usize) {
+        let runs = self.plain.len() as u32;
+        let (plain, tls) = (median(&mut self.plain), median(&mut self.tls));
+        let per_million = |cpu: Duration| cpu.as_secs_f64() / f64::from(runs) * 1e6 / n as f64;
+        let (cpu_plain, cpu_tls) = (per_million(self.cpu_plain), per_million(self.cpu_tls));
+        println!(
+            "| {name} | {:.0} | {:.0} | **{:.2}** | {cpu_plain:.2} | {cpu_tls:.2} | {:.2} |",
+            rate(n, plain),
+            rate(n, tls),
+            plain.as_secs_f64() / tls.as_secs_f64(),
+            cpu_tls / cpu_plain
+        );
+    }
+}
+
+/// The `tls` mode: see the module's documentation.
+async fn tls_comparison(n: usize, batch: usize) {
+    use aim_connect::SslMode;
+    use aim_store::testing::{PlainTcp, TlsCluster};
+    let cluster = TlsCluster::start("bench password", PlainTcp::Allowed).await;
+    let plain = cluster
+        .settings("127.0.0.1", SslMode::Disable)
+        .tokio_postgres()
+        .expect("plain settings");
+    let tls = cluster
+        .settings("localhost", SslMode::VerifyFull)
+        .tokio_postgres()
+        .expect("TLS settings");
+    let admin = client(&cluster.superuser().tokio_postgres().expect("socket")).await;
+    let pool = aim_store::connect(
+        &cluster.settings("127.0.0.1", SslMode::Disable),
+        &aim_store::PoolSettings::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("pool");
+    aim_store::partitions::ensure_api_calls_partitions(
+        &pool,
+        chrono::Utc::now().date_naive() - chrono::Days::new(1),
+        2,
+    )
+    .await
+    .expect("partitions");
+    pool.close().await;
+    let ssl: bool = client(&tls)
+        .await
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl, "the TLS settings must give a TLS session");
+
+    eprintln!("generating {n} events…");
+    let generated = events(n);
+    let rows: Arc<Vec<CallRow>> = Arc::new(generated.iter().map(CallRow::from_event).collect());
+    let (mut a0, mut a, mut b) = (
+        Transport::default(),
+        Transport::default(),
+        Transport::default(),
+    );
+    for pair in 1..=PAIRS {
+        eprintln!("pair {pair}: (a0), (a), (b), each plain then TLS…");
+        for over_tls in [false, true] {
+            let config = if over_tls { &tls } else { &plain };
+            a0.run(over_tls, &admin, n, || {
+                pipeline(config, generated.clone(), batch, false)
+            })
+            .await;
+        }
+        for over_tls in [false, true] {
+            let config = if over_tls { &tls } else { &plain };
+            a.run(over_tls, &admin, n, || {
+                pipeline(config, generated.clone(), batch, true)
+            })
+            .await;
+        }
+        for over_tls in [false, true] {
+            let config = if over_tls { &tls } else { &plain };
+            b.run(over_tls, &admin, n, || {
+                bare_copy(config, Arc::clone(&rows), batch)
+            })
+            .await;
+        }
+    }
+    println!(
+        "| mode | plain events/s | TLS events/s | TLS/plain throughput | client CPU s per million, plain | TLS | TLS/plain CPU |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    a0.report("(a0) writers, ledger, no rollups", n);
+    a.report("(a) writers, ledger and rollups", n);
+    b.report("(b) bare binary COPY", n);
+    println!();
+    println!(
+        "{n} events, {WRITERS} writers / connections, batches of {batch}, medians of {PAIRS} alternating runs; TLS = verify-full, SCRAM on both"
+    );
+    cluster.stop().await;
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes `--bench`; take the numbers given.
     let numbers: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    if std::env::args().any(|a| a == "tls") {
+        let n = numbers.first().copied().unwrap_or(1_000_000);
+        tls_comparison(n, aim_pipeline::DEFAULT_BATCH_MAX).await;
+        return;
+    }
     let n = numbers.first().copied().unwrap_or(1_000_000);
     let inserts = numbers.get(1).copied().unwrap_or(100_000).min(n);
     let batch = numbers

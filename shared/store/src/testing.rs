@@ -1,5 +1,5 @@
-//! Test support (feature `testing`): a real PostgreSQL database per test, and a proxy that can
-//! pause or cut the connection to it.
+//! Test support (feature `testing`): a real PostgreSQL database per test, a proxy that can
+//! pause or cut the connection to it, and a private cluster that requires TLS.
 //!
 //! The server is found the way the project's contract says: `DATABASE_URL` when set, else the
 //! server on `127.0.0.1:5432` as `postgres`, else a throwaway cluster started from the installed
@@ -11,6 +11,8 @@
 
 mod database;
 mod proxy;
+mod tls;
 
 pub use database::TestDatabase;
 pub use proxy::{FaultProxy, Upstream};
+pub use tls::{PlainTcp, TLS_DATABASE, TLS_USER, TlsCluster};

@@ -1,6 +1,6 @@
 //! PostgreSQL over TLS, for real: a private cluster with `ssl = on`, a CA and a server
-//! certificate made here, and `pg_hba.conf` allowing only `hostssl … scram-sha-256` with a
-//! password, as managed servers do. The `aim` binary serves and records calls with `require`
+//! certificate made by the test, and `pg_hba.conf` allowing only `hostssl … scram-sha-256` with
+//! a password, as managed servers do (`aim_store::testing::TlsCluster`). The `aim` binary serves and records calls with `require`
 //! and `verify-full`; its commands connect with `verify-ca` and `verify-full`; a wrong host
 //! name, a wrong password and `disable` each stop it at start with one line naming the cause.
 //! The password appears in no log line, error, status or metric.
@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aim_connect::DatabaseSettings;
-use aim_local_pg::{ClusterOptions, LocalCluster, ShutdownMode};
+use aim_store::testing::{PlainTcp, TlsCluster};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::binary::{free_port, get, send, text, wait_exit, wait_until_healthy};
@@ -22,115 +22,19 @@ const DB_PASSWORD_IN_URL: &str = "tls-p%40ss%2Fw0rd%3Asecret";
 const ADMIN_EMAIL: &str = "ops@tls.test";
 const ADMIN_PASSWORD: &str = "admin password of the tls test";
 
-struct Server {
-    cluster: LocalCluster,
-    port: u16,
-    ca_file: std::path::PathBuf,
-    dir: tempfile::TempDir,
-}
-
-/// A CA, and a server certificate it signed for `localhost` only (so `127.0.0.1` is a wrong
-/// host name for `verify-full`).
-fn certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.distinguished_name
-        .push(DnType::CommonName, "AIM test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = ca.self_signed(&ca_key).expect("CA certificate");
-    let server_key = KeyPair::generate().expect("server key");
-    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let server = server
-        .signed_by(&server_key, &ca, &ca_key)
-        .expect("server certificate");
-    (ca.pem(), server.pem(), server_key.serialize_pem())
-}
-
-async fn tls_server() -> Server {
-    use std::os::unix::fs::PermissionsExt;
-    aim_connect::install_crypto_provider();
-    // Under the system temporary folder, open to the `postgres` user when the tests run as root.
-    let dir = tempfile::Builder::new()
-        .prefix("aim-tls-")
-        .tempdir_in(std::env::temp_dir())
-        .expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let port = free_port();
-    let cluster = LocalCluster::start(&ClusterOptions {
-        data_dir: dir.path().join("pg-data"),
-        tcp_port: Some(port),
-        database: "postgres".into(),
-        path_var: std::env::var_os("PATH"),
-        niceness: None,
-    })
-    .await
-    .expect("a private cluster");
-
-    let admin = DatabaseSettings::from_url(&cluster.admin_url()).expect("admin URL");
-    let mut conn = admin
-        .sqlx_options()
-        .connect()
-        .await
-        .expect("admin connection");
-    for sql in [
-        format!("CREATE ROLE aim LOGIN PASSWORD '{DB_PASSWORD}'"),
-        "CREATE DATABASE aim OWNER aim".to_owned(),
-        "ALTER SYSTEM SET ssl = on".to_owned(),
-        "ALTER SYSTEM SET ssl_cert_file = 'server.crt'".to_owned(),
-        "ALTER SYSTEM SET ssl_key_file = 'server.key'".to_owned(),
-        "ALTER SYSTEM SET password_encryption = 'scram-sha-256'".to_owned(),
-    ] {
-        sqlx::query(&sql).execute(&mut conn).await.expect(&sql);
-    }
-    conn.close().await.expect("close");
-
-    let (ca, cert, key) = certificates();
-    cluster
-        .write_file("server.crt", cert.as_bytes(), 0o644)
-        .expect("server certificate");
-    cluster
-        .write_file("server.key", key.as_bytes(), 0o600)
-        .expect("server key");
-    // The superuser keeps its socket; over TCP only TLS with a SCRAM password gets in.
-    cluster
-        .write_file(
-            "pg_hba.conf",
-            b"local all all trust\n\
-              hostssl all all 127.0.0.1/32 scram-sha-256\n\
-              hostssl all all ::1/128 scram-sha-256\n",
-            0o600,
-        )
-        .expect("pg_hba.conf");
-    cluster
-        .restart(ShutdownMode::Fast, Duration::ZERO)
-        .await
-        .expect("restart with TLS");
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca).expect("CA file");
-    Server {
-        cluster,
-        port,
-        ca_file,
-        dir,
-    }
-}
+struct Server(TlsCluster);
 
 impl Server {
     fn url(&self, host: &str, password: &str, params: &str) -> String {
         format!(
             "postgres://aim:{password}@{host}:{}/aim?{params}",
-            self.port
+            self.0.port()
         )
     }
 
     /// `aim` with no database setting of its own but what `vars` say.
     fn aim(&self, name: &str, vars: &[(&str, &str)], args: &[&str]) -> (Command, u16) {
-        let data = self.dir.path().join(name);
+        let data = self.0.dir().join(name);
         std::fs::create_dir_all(&data).expect("data folder");
         let port = free_port();
         let mut command = Command::new(AIM);
@@ -157,9 +61,9 @@ impl Server {
 
     /// Rows of `api_calls` for the agent, read as the superuser over the socket.
     async fn calls_of(&self, agent: &str) -> i64 {
-        let mut conn = DatabaseSettings::from_url(&self.cluster.admin_url())
-            .expect("admin URL")
-            .with_database("aim")
+        let mut conn = self
+            .0
+            .superuser()
             .sqlx_options()
             .connect()
             .await
@@ -177,7 +81,7 @@ impl Server {
     /// and everything the process wrote and answered, for the password check.
     async fn serve_and_record(&self, name: &str, vars: &[(&str, &str)]) -> (String, String) {
         let (mut command, port) = self.aim(name, vars, &["serve"]);
-        let log = self.dir.path().join(format!("{name}.log"));
+        let log = self.0.dir().join(format!("{name}.log"));
         let mut child: Child = command
             .stdout(std::fs::File::create(&log).expect("log"))
             .stderr(std::fs::File::create(log.with_extension("err")).expect("log"))
@@ -249,7 +153,7 @@ impl Server {
     /// Runs `aim serve` expecting it to stop at start; returns what it printed.
     fn fails_at_start(&self, name: &str, vars: &[(&str, &str)]) -> String {
         let (mut command, _) = self.aim(name, vars, &["serve"]);
-        let err = self.dir.path().join(format!("{name}.err"));
+        let err = self.0.dir().join(format!("{name}.err"));
         let mut child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&err).expect("log"))
@@ -309,9 +213,9 @@ fn last_line(printed: &str) -> &str {
 
 #[tokio::test]
 async fn aim_connects_over_tls_as_libpq_would_and_refuses_what_libpq_would() {
-    let server = tls_server().await;
-    let ca = server.ca_file.to_str().expect("UTF-8 path");
-    let port = server.port.to_string();
+    let server = Server(TlsCluster::start(DB_PASSWORD, PlainTcp::Refused).await);
+    let ca = server.0.ca_file().to_str().expect("UTF-8 path");
+    let port = server.0.port().to_string();
 
     // require, from the deployment guide's variables.
     let (agent, seen) = server
@@ -409,7 +313,7 @@ async fn aim_connects_over_tls_as_libpq_would_and_refuses_what_libpq_would() {
     );
     assert!(!printed.contains(DB_PASSWORD), "{printed}");
 
-    server.cluster.stop().await.expect("stop the cluster");
+    server.0.stop().await;
 }
 
 #[test]
