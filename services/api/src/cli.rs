@@ -262,6 +262,10 @@ async fn migrate(
             let statuses = aim_store::migration_status(&pool)
                 .await
                 .context("reading the migration ledger")?;
+            anyhow::ensure!(
+                to == 0 || statuses.iter().any(|m| m.version == to),
+                "no migration has version {to} (aim migrate status lists them)"
+            );
             let doomed: Vec<_> = statuses
                 .iter()
                 .rev()

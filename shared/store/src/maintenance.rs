@@ -199,16 +199,17 @@ pub const ANALYTICS_TABLES: [&str; 7] = [
 
 /// Each analytics table's size on disk, indexes and TOAST included, summed over its
 /// partitions (`pg_partition_tree`): the parent of a partitioned table holds nothing itself, so
-/// `pg_total_relation_size('api_calls')` alone says 0.
+/// `pg_total_relation_size('api_calls')` alone says 0. (`pg_partition_tree` lists nothing for
+/// a table that is not partitioned; that one's own size is taken.)
 ///
 /// # Errors
 /// The database error (an undefined table on a schema rolled back below them).
 pub async fn table_sizes(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT t.name, coalesce(sum(pg_total_relation_size(p.relid)), 0)::int8 \
-         FROM unnest($1::text[]) AS t(name) \
-         CROSS JOIN LATERAL pg_partition_tree(t.name::regclass) AS p \
-         GROUP BY t.name ORDER BY t.name",
+        "SELECT t.name, coalesce( \
+             (SELECT sum(pg_total_relation_size(p.relid)) FROM pg_partition_tree(t.name::regclass) AS p), \
+             pg_total_relation_size(t.name::regclass))::int8 \
+         FROM unnest($1::text[]) AS t(name) ORDER BY t.name",
     )
     .bind(&ANALYTICS_TABLES[..])
     .fetch_all(pool)

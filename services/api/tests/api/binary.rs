@@ -244,3 +244,65 @@ async fn serve_runs_its_own_cluster_and_survives_a_crash() {
         "server stopped on exit"
     );
 }
+
+/// `aim migrate down`: without `--yes` it only lists, with it it reverts, and `migrate status`
+/// shows the reverted migration as pending; an unknown version is refused.
+#[tokio::test]
+async fn migrate_down_lists_then_reverts_and_status_shows_it() {
+    use secrecy::ExposeSecret;
+    let db = aim_store::testing::TestDatabase::create().await;
+    let url = db.url();
+    let run = |args: &[&str]| {
+        Command::new(AIM)
+            .args(args)
+            .env("DATABASE_URL", url.expose_secret())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("aim")
+    };
+    let ups: Vec<i64> = aim_store::MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect();
+    let (target, newest) = (ups[ups.len() - 2], ups[ups.len() - 1]);
+
+    let listed = run(&["migrate", "down", "--to", &target.to_string()]);
+    assert!(
+        !listed.status.success(),
+        "without --yes nothing is reverted"
+    );
+    assert!(
+        text(&listed).contains(&newest.to_string()),
+        "{}",
+        text(&listed)
+    );
+    let status = run(&["migrate", "status"]);
+    assert!(!text(&status).contains("pending"), "{}", text(&status));
+
+    let reverted = run(&["migrate", "down", "--to", &target.to_string(), "--yes"]);
+    assert!(reverted.status.success(), "{}", text(&reverted));
+    assert!(
+        text(&reverted).contains(&format!("reverted {newest}")),
+        "{}",
+        text(&reverted)
+    );
+    let status = run(&["migrate", "status"]);
+    let pending: Vec<String> = String::from_utf8_lossy(&status.stdout)
+        .lines()
+        .filter(|l| l.contains("pending"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(pending[0].contains(&newest.to_string()), "{pending:?}");
+
+    let unknown = run(&["migrate", "down", "--to", "123"]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("no migration has version 123"),
+        "{}",
+        text(&unknown)
+    );
+    let up = run(&["migrate", "up"]);
+    assert!(up.status.success(), "{}", text(&up));
+}

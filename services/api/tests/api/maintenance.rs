@@ -172,3 +172,41 @@ async fn snapshots_ledger_pruning_and_the_leader_lock() {
         "free again once released"
     );
 }
+
+/// The parent of a partitioned table holds nothing; the sizes maintenance publishes are summed
+/// over the partitions, for every analytics table.
+#[tokio::test]
+async fn table_sizes_sum_the_partitions() {
+    let db = TestDatabase::create().await;
+    let pool = pool(&db).await;
+    ensure_api_calls_partitions(&pool, day(2031, 6, 29), 2)
+        .await
+        .expect("partitions");
+    for _ in 0..200 {
+        insert_call(&pool, day(2031, 6, 29)).await;
+    }
+    let parent: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('api_calls')")
+        .fetch_one(&pool)
+        .await
+        .expect("parent size");
+    assert_eq!(parent, 0, "the parent alone says nothing");
+    let sizes = maintenance::table_sizes(&pool).await.expect("sizes");
+    let tables: Vec<&str> = sizes.iter().map(|(t, _)| t.as_str()).collect();
+    let mut expected = maintenance::ANALYTICS_TABLES.to_vec();
+    expected.sort_unstable();
+    assert_eq!(tables, expected);
+    let api_calls = sizes
+        .iter()
+        .find(|(t, _)| t == "api_calls")
+        .map(|(_, b)| *b)
+        .expect("api_calls");
+    let partition: i64 = sqlx::query_scalar("SELECT pg_total_relation_size($1::regclass)")
+        .bind(partition_name(day(2031, 6, 29)))
+        .fetch_one(&pool)
+        .await
+        .expect("partition size");
+    assert!(
+        api_calls >= partition && partition > 0,
+        "{api_calls} < {partition}"
+    );
+}
