@@ -19,11 +19,11 @@
 //! over TCP to a private cluster, in plain and in TLS (`verify-full`, SCRAM password on both),
 //! alternately: what encryption costs the writers, in throughput and in client CPU.
 
-use aim_connect::TokioPostgres;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use aim_connect::TokioPostgres;
 use aim_pipeline::copy::{COPY, copy_rows};
 use aim_pipeline::{ApiCallEvent, CallRow, Pipeline, PipelineConfig};
 use aim_store::testing::TestDatabase;

@@ -17,13 +17,13 @@
 //! writers drain the queue and flush; past 3/4 of the deadline a writer stuck on the database
 //! gives up and spools instead; events still queued at the very end are counted, never ignored.
 
-use aim_connect::TokioPostgres;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aim_connect::TokioPostgres;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};

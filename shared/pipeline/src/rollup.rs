@@ -410,4 +410,29 @@ mod tests {
         assert_eq!(days[0].0.date().to_string(), "2026-11-28");
         assert_eq!(days[1].0.date().to_string(), "2026-11-29");
     }
+
+    #[test]
+    fn the_last_call_is_the_latest_of_the_row_and_of_its_day() {
+        let agent = Uuid::from_u128(2);
+        let mut d = Deltas::default();
+        // 2026-11-28 10:00:00.25 and 10:59:59.75, then 11:00:00.5 UTC.
+        let ten = 1_795_860_000_250_000;
+        d.add(&row("GET", "/a", Some(agent), ten + 3_599_500_000));
+        d.add(&row("GET", "/a", Some(agent), ten));
+        d.add(&row("GET", "/a", Some(agent), ten + 3_600_250_000));
+        let hours = d.rows(Table::AgentHour);
+        assert_eq!(
+            hours[0].1.last_call_us,
+            ten + 3_599_500_000,
+            "not the last added"
+        );
+        assert_eq!(hours[1].1.last_call_us, ten + 3_600_250_000);
+        let day = d.rows(Table::AgentDay);
+        assert_eq!(day[0].1.last_call_us, ten + 3_600_250_000);
+        assert_eq!(
+            d.rows(Table::OrgDay)[0].1.last_call(),
+            DateTime::from_timestamp_micros(ten + 3_600_250_000)
+        );
+        assert_eq!(Traffic::default().last_call(), None, "no call, NULL");
+    }
 }
