@@ -110,6 +110,25 @@ async fn client(config: &TokioPostgres) -> tokio_postgres::Client {
     config.connect().await.expect("connect")
 }
 
+/// Yesterday's, today's and tomorrow's `api_calls` partitions, so no row lands in the default.
+async fn partitions(database: &aim_connect::DatabaseSettings) {
+    let pool = aim_store::connect(
+        database,
+        &aim_store::PoolSettings::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("pool");
+    aim_store::partitions::ensure_api_calls_partitions(
+        &pool,
+        chrono::Utc::now().date_naive() - chrono::Days::new(1),
+        2,
+    )
+    .await
+    .expect("partitions");
+    pool.close().await;
+}
+
 async fn reset(admin: &tokio_postgres::Client) {
     admin
         .batch_execute("TRUNCATE api_calls, ingest_batches, agent_activity_metrics, agent_daily_metrics, \
@@ -429,21 +448,7 @@ async fn tls_comparison(n: usize, batch: usize) {
         .tokio_postgres()
         .expect("TLS settings");
     let admin = client(&cluster.superuser().tokio_postgres().expect("socket")).await;
-    let pool = aim_store::connect(
-        &cluster.settings("127.0.0.1", SslMode::Disable),
-        &aim_store::PoolSettings::default(),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("pool");
-    aim_store::partitions::ensure_api_calls_partitions(
-        &pool,
-        chrono::Utc::now().date_naive() - chrono::Days::new(1),
-        2,
-    )
-    .await
-    .expect("partitions");
-    pool.close().await;
+    partitions(&cluster.settings("127.0.0.1", SslMode::Disable)).await;
     let ssl: bool = client(&tls)
         .await
         .query_one(
@@ -523,21 +528,7 @@ async fn main() {
     let settings = db.settings();
     let config = settings.tokio_postgres().expect("TLS settings");
     let admin = client(&config).await;
-    let pool = aim_store::connect(
-        &settings,
-        &aim_store::PoolSettings::default(),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("pool");
-    aim_store::partitions::ensure_api_calls_partitions(
-        &pool,
-        chrono::Utc::now().date_naive() - chrono::Days::new(1),
-        2,
-    )
-    .await
-    .expect("partitions");
-    pool.close().await;
+    partitions(&settings).await;
 
     eprintln!("generating {n} events…");
     let generated = events(n);

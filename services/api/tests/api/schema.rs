@@ -354,16 +354,8 @@ async fn down_to_the_identity_schema_keeps_identities_and_up_again_records_calls
         .expect("down");
     assert!(!reverted.is_empty() && reverted.iter().all(|v| *v > IDENTITY));
     assert_eq!(identities(pool.clone()).await, before, "identities survive");
-    for gone in [
-        "refresh_tokens",
-        "api_calls",
-        "ingest_batches",
-        "agent_activity_metrics",
-        "agent_daily_metrics",
-        "endpoint_hourly_metrics",
-        "endpoint_daily_metrics",
-        "organization_daily_metrics",
-    ] {
+    let analytics = aim_store::maintenance::ANALYTICS_TABLES;
+    for gone in std::iter::once("refresh_tokens").chain(analytics) {
         let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
             .bind(gone)
             .fetch_one(&pool)
