@@ -6,9 +6,11 @@
 //! tokio-postgres ignores.
 //!
 //! TLS is rustls with ring, installed once per process by [`install_crypto_provider`]; roots
-//! are the system's plus an optional CA file. No OpenSSL.
+//! are the system's plus an optional CA file. No OpenSSL. What a server's error means to each
+//! kind of caller is read in one table, [`sqlstate`].
 
 mod settings;
+pub mod sqlstate;
 mod tls;
 
 pub use settings::{

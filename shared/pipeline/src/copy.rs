@@ -45,27 +45,14 @@ impl WriteError {
     }
 }
 
-/// Connection loss, server shutdown, resource exhaustion, conflicts, timeouts (a statement
-/// cancelled by `statement_timeout` is class 57, a `lock_timeout` is 55P03): nothing about the
-/// rows.
+/// Whether the batch may be written later (spooled) rather than dropped:
+/// [`aim_connect::sqlstate::is_transient_for_writer`] for the server's answers, and always for a
+/// closed connection or an error without a SQLSTATE (an I/O, TLS or protocol failure, not the
+/// server judging our data).
 fn is_transient(e: &Error) -> bool {
-    if e.is_closed() {
-        return true;
-    }
-    match e.code() {
-        // No SQLSTATE: an I/O or protocol failure, not the server judging our data.
-        None => true,
-        Some(state) => {
-            let code = state.code();
-            // Class 28 (authentication) too: a password rotated under a running service must
-            // not cost the batches written meanwhile; they wait in the spool. A bad password
-            // or certificate at start-up stops the service before any batch is taken.
-            code == "55P03"
-                || ["08", "28", "53", "57", "58", "40"]
-                    .iter()
-                    .any(|class| code.starts_with(class))
-        }
-    }
+    e.is_closed()
+        || e.code()
+            .is_none_or(|state| aim_connect::sqlstate::is_transient_for_writer(state.code()))
 }
 
 /// The statements a batch runs, prepared on its connection (writers keep them cached).

@@ -47,9 +47,9 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         // TLS refused or a certificate that does not verify: a configuration fault that
         // waiting will not fix, so it is reported at once rather than retried.
         sqlx::Error::Tls(_) => false,
-        // admin_shutdown, crash_shutdown, cannot_connect_now: the server is going away or not
-        // yet accepting connections.
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("57P")),
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| aim_connect::sqlstate::is_unavailable(&code)),
         _ => false,
     }
 }
