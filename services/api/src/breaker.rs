@@ -19,12 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aim_store::PgPool;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 
-use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+use crate::error::ApiError;
 
 /// How often the probe tries the database while the breaker is open: the longest a request
 /// is refused after the database is back.
@@ -102,20 +98,6 @@ async fn probe(breaker: DatabaseBreaker, pool: PgPool) {
         attempts,
         "database reachable again: requests that need it are let through"
     );
-}
-
-/// Middleware: a response that says the database is unavailable (from any route, readiness
-/// included) opens the breaker.
-pub async fn trip_on_unavailable(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let response = next.run(request).await;
-    if response.extensions().get::<ErrorCode>() == Some(&ErrorCode(ApiError::UNAVAILABLE)) {
-        state.breaker().trip(state.pool());
-    }
-    response
 }
 
 /// Describes the breaker's series and publishes the gauge as 0, so that it exists (and reads

@@ -18,6 +18,7 @@ mod routes;
 mod secrets;
 mod serve;
 pub mod state;
+mod tasks;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -66,7 +67,7 @@ pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            breaker::trip_on_unavailable,
+            middleware::breaker_trip::trip_on_unavailable,
         ))
         // Outside the panic guard, so a panic is recorded as the 500 it answers.
         .layer(tower::util::option_layer(analytics))

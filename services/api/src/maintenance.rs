@@ -10,7 +10,10 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::serve::PARTITION_DAYS_AHEAD;
+
+/// How many days of `api_calls` partitions exist ahead of today (created at start and by
+/// every maintenance run).
+pub(crate) const PARTITION_DAYS_AHEAD: u64 = 7;
 
 /// The ledger outlives the spool's maximum age by this much, so no late replay double-counts.
 const LEDGER_MARGIN: Duration = Duration::from_secs(24 * 3600);

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::serve::spawn_tracked;
+use crate::tasks::spawn_tracked;
 
 /// Histograms and summaries are kept by the exporter and must be compacted now and then.
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -14,15 +14,13 @@ use tokio::net::TcpListener;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::config::Config;
 use crate::database::Database;
+use crate::maintenance::PARTITION_DAYS_AHEAD;
 use crate::state::AppState;
+use crate::tasks::spawn_tracked;
 use crate::{app_with_cors, metrics_server, secrets};
-
-/// How many days of `api_calls` partitions exist ahead of today.
-pub const PARTITION_DAYS_AHEAD: u64 = 7;
 
 /// Runs the service until SIGINT or SIGTERM, then shuts it down in order.
 ///
@@ -191,12 +189,4 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         () = shutdown.cancelled() => return,
     }
     shutdown.cancel();
-}
-
-/// Spawns `future` on `tracker` inside a span named `name`.
-pub(crate) fn spawn_tracked<F>(tracker: &TaskTracker, name: &'static str, future: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    tracker.spawn(future.instrument(tracing::info_span!("task", name)));
 }

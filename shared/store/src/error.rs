@@ -47,6 +47,12 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         // TLS refused or a certificate that does not verify: a configuration fault that
         // waiting will not fix, so it is reported at once rather than retried.
         sqlx::Error::Tls(_) => false,
+        // The connection closed before the server answered the TLS request (a server or a
+        // proxy accepting and dropping connections while it goes down): sqlx reads the missing
+        // byte as 0 and calls it a protocol error.
+        sqlx::Error::Protocol(message) => {
+            message.starts_with("unexpected response from SSLRequest: 0x00")
+        }
         sqlx::Error::Database(db) => db
             .code()
             .is_some_and(|code| aim_connect::sqlstate::is_unavailable(&code)),
@@ -61,5 +67,23 @@ pub(crate) fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error)
             StoreError::Conflict(what)
         }
         _ => StoreError::Database(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_closed_before_the_tls_answer_is_an_outage() {
+        let closed = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(is_unavailable(&closed));
+        let garbage = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x45".into());
+        assert!(
+            !is_unavailable(&garbage),
+            "a server speaking nonsense is a fault"
+        );
+        let refused = sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(is_unavailable(&refused));
     }
 }

@@ -43,7 +43,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .filter(|v| acceptable(v))
         // The client's value shares hyper's read buffer; the id outlives the request in its
         // analytics event, so it gets an allocation of its own.
-        .and_then(super::analytics::detached)
+        .and_then(super::headers::detached)
         .unwrap_or_else(generate);
     request
         .headers_mut()
