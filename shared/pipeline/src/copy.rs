@@ -10,8 +10,7 @@ use futures_util::{SinkExt, pin_mut};
 use tokio_postgres::{Client, Error, SimpleQueryMessage, Statement};
 use uuid::Uuid;
 
-pub use encode::{AsRow, RowRef};
-
+use crate::event::AsRow;
 use crate::rollup::{self, Deltas, apply::RollupStatements};
 
 /// The COPY statement both the writers and the benchmark's bare-COPY baseline run.

@@ -2,7 +2,9 @@
 //! (`http::Method`, an interned route template, `HeaderValue`s) so that building one cleans no
 //! text; text is cleaned and truncated later, by the writer, off the request path. The header
 //! values must be copies, not slices of the connection's read buffer, or every queued event
-//! would pin a whole buffer.
+//! would pin a whole buffer. `RowRef` is the one view of a row that the COPY encoder and the
+//! rollup fold both read, whether it comes from a fresh event or the spool, and the text caps
+//! here are the only ones, so raw rows and rollup keys always name routes alike.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,6 +14,10 @@ use http::{HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// At most this many characters of the method are kept (raw rows and rollup keys alike).
+pub const MAX_METHOD_CHARS: usize = 16;
+/// At most this many characters of the route template are kept (raw rows and rollup keys).
+pub const MAX_ENDPOINT_CHARS: usize = 512;
 /// At most this many characters of `User-Agent` are kept.
 pub const MAX_USER_AGENT_CHARS: usize = 256;
 /// At most this many characters of the error code are kept.
@@ -92,8 +98,8 @@ impl CallRow {
             organization_id: event.organization_id,
             agent_id: event.agent_id,
             user_id: event.user_id,
-            method: clean(event.method.as_str(), 16),
-            endpoint: clean(&event.endpoint, 512),
+            method: clean(event.method.as_str(), MAX_METHOD_CHARS),
+            endpoint: clean(&event.endpoint, MAX_ENDPOINT_CHARS),
             status_code,
             duration_ms,
             request_size_bytes,
@@ -124,6 +130,77 @@ pub fn clean(text: &str, max_chars: usize) -> String {
         .filter(|c| *c != '\0')
         .take(max_chars)
         .collect()
+}
+
+/// One row's values, borrowed from an event or a spooled row.
+pub struct RowRef<'a> {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub method: &'a str,
+    pub endpoint: &'a str,
+    pub status_code: i32,
+    pub duration_ms: f64,
+    pub request_size_bytes: i64,
+    pub response_size_bytes: i64,
+    pub user_agent: Option<&'a [u8]>,
+    pub ip_address: Option<IpAddr>,
+    pub error_message: Option<&'a str>,
+    pub request_id: Option<&'a [u8]>,
+    pub called_at_us: i64,
+}
+
+/// Anything a batch can be written from: fresh events, or rows read back from the spool.
+pub trait AsRow {
+    fn as_row(&self) -> RowRef<'_>;
+}
+
+impl AsRow for ApiCallEvent {
+    fn as_row(&self) -> RowRef<'_> {
+        let e = self;
+        let row = CallRow::scalars(e);
+        RowRef {
+            id: e.id,
+            organization_id: e.organization_id,
+            agent_id: e.agent_id,
+            user_id: e.user_id,
+            method: e.method.as_str(),
+            endpoint: &e.endpoint,
+            status_code: row.0,
+            duration_ms: row.1,
+            request_size_bytes: row.2,
+            response_size_bytes: row.3,
+            user_agent: e.user_agent.as_ref().map(|v| v.as_bytes()),
+            ip_address: e.ip_address,
+            error_message: e.error_message,
+            request_id: e.request_id.as_ref().map(|v| v.as_bytes()),
+            called_at_us: row.4,
+        }
+    }
+}
+
+impl AsRow for CallRow {
+    fn as_row(&self) -> RowRef<'_> {
+        let r = self;
+        RowRef {
+            id: r.id,
+            organization_id: r.organization_id,
+            agent_id: r.agent_id,
+            user_id: r.user_id,
+            method: &r.method,
+            endpoint: &r.endpoint,
+            status_code: r.status_code,
+            duration_ms: r.duration_ms,
+            request_size_bytes: r.request_size_bytes,
+            response_size_bytes: r.response_size_bytes,
+            user_agent: r.user_agent.as_deref().map(str::as_bytes),
+            ip_address: r.ip_address,
+            error_message: r.error_message.as_deref(),
+            request_id: r.request_id.as_deref().map(str::as_bytes),
+            called_at_us: r.called_at_us,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -580,7 +580,7 @@ fn committed(stats: &PipelineStats, outcome: Outcome, events: u64, took: Duratio
     metrics::histogram!("aim_analytics_flush_duration_seconds").record(took.as_secs_f64());
 }
 
-async fn write_to_database<T: crate::copy::AsRow>(
+async fn write_to_database<T: crate::event::AsRow>(
     shared: &Shared,
     batch_id: Uuid,
     rows: &[T],

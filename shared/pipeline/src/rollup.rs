@@ -14,7 +14,7 @@ use std::hash::{Hash, Hasher};
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use crate::copy::RowRef;
+use crate::event::{MAX_ENDPOINT_CHARS, MAX_METHOD_CHARS, RowRef};
 pub use histogram::Histogram;
 
 /// The traffic columns every rollup row carries; they add up (the last call's time by taking
@@ -264,8 +264,8 @@ impl Deltas {
         }
         // Cleaned the way the raw row is, so rollups and `api_calls` name the same route.
         let cleaned = (
-            crate::event::clean(method, 16),
-            crate::event::clean(endpoint, 512),
+            crate::event::clean(method, MAX_METHOD_CHARS),
+            crate::event::clean(endpoint, MAX_ENDPOINT_CHARS),
         );
         // Distinct raw pairs may clean to the same one: they share its id.
         let id = match self.routes.iter().position(|r| *r == cleaned) {

@@ -14,15 +14,14 @@ use bytes::{BufMut, BytesMut};
 use uuid::Uuid;
 
 use crate::event::{
-    ApiCallEvent, CallRow, MAX_ERROR_CHARS, MAX_REQUEST_ID_CHARS, MAX_USER_AGENT_CHARS,
+    MAX_ENDPOINT_CHARS, MAX_ERROR_CHARS, MAX_METHOD_CHARS, MAX_REQUEST_ID_CHARS,
+    MAX_USER_AGENT_CHARS, RowRef,
 };
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 const FIELDS: i16 = 16;
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
-const MAX_METHOD_CHARS: usize = 16;
-const MAX_ENDPOINT_CHARS: usize = 512;
 
 pub fn header(buf: &mut BytesMut) {
     buf.put_slice(SIGNATURE);
@@ -32,77 +31,6 @@ pub fn header(buf: &mut BytesMut) {
 
 pub fn trailer(buf: &mut BytesMut) {
     buf.put_i16(-1);
-}
-
-/// One row's values, borrowed from an event or a spooled row.
-pub struct RowRef<'a> {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub agent_id: Option<Uuid>,
-    pub user_id: Option<Uuid>,
-    pub method: &'a str,
-    pub endpoint: &'a str,
-    pub status_code: i32,
-    pub duration_ms: f64,
-    pub request_size_bytes: i64,
-    pub response_size_bytes: i64,
-    pub user_agent: Option<&'a [u8]>,
-    pub ip_address: Option<IpAddr>,
-    pub error_message: Option<&'a str>,
-    pub request_id: Option<&'a [u8]>,
-    pub called_at_us: i64,
-}
-
-/// Anything a batch can be written from: fresh events, or rows read back from the spool.
-pub trait AsRow {
-    fn as_row(&self) -> RowRef<'_>;
-}
-
-impl AsRow for ApiCallEvent {
-    fn as_row(&self) -> RowRef<'_> {
-        let e = self;
-        let row = CallRow::scalars(e);
-        RowRef {
-            id: e.id,
-            organization_id: e.organization_id,
-            agent_id: e.agent_id,
-            user_id: e.user_id,
-            method: e.method.as_str(),
-            endpoint: &e.endpoint,
-            status_code: row.0,
-            duration_ms: row.1,
-            request_size_bytes: row.2,
-            response_size_bytes: row.3,
-            user_agent: e.user_agent.as_ref().map(|v| v.as_bytes()),
-            ip_address: e.ip_address,
-            error_message: e.error_message,
-            request_id: e.request_id.as_ref().map(|v| v.as_bytes()),
-            called_at_us: row.4,
-        }
-    }
-}
-
-impl AsRow for CallRow {
-    fn as_row(&self) -> RowRef<'_> {
-        let r = self;
-        RowRef {
-            id: r.id,
-            organization_id: r.organization_id,
-            agent_id: r.agent_id,
-            user_id: r.user_id,
-            method: &r.method,
-            endpoint: &r.endpoint,
-            status_code: r.status_code,
-            duration_ms: r.duration_ms,
-            request_size_bytes: r.request_size_bytes,
-            response_size_bytes: r.response_size_bytes,
-            user_agent: r.user_agent.as_deref().map(str::as_bytes),
-            ip_address: r.ip_address,
-            error_message: r.error_message.as_deref(),
-            request_id: r.request_id.as_deref().map(str::as_bytes),
-            called_at_us: r.called_at_us,
-        }
-    }
 }
 
 /// Appends one tuple in the column order of [`super::COPY`].

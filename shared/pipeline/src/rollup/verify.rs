@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::apply;
 use super::{Deltas, Key, Table, Traffic};
-use crate::copy::RowRef;
+use crate::event::RowRef;
 
 /// One rollup row whose stored traffic differs from the raw rows'.
 #[derive(Debug, Clone, PartialEq)]
