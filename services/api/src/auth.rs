@@ -9,5 +9,4 @@ pub mod password;
 mod principal;
 pub mod rate_limit;
 
-pub(crate) use principal::client_ip;
 pub use principal::{ClientMeta, Principal};

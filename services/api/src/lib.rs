@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod breaker;
 pub mod cli;
+mod client_addr;
 pub mod config;
 mod dashboard;
 mod database;

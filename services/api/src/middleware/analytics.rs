@@ -138,7 +138,7 @@ where
             method: request.method().clone(),
             endpoint,
             user_agent: headers.get(header::USER_AGENT).and_then(detached),
-            ip_address: crate::auth::client_ip(
+            ip_address: crate::client_addr::client_ip(
                 request.headers(),
                 request.extensions(),
                 self.trust_proxy,
