@@ -259,18 +259,9 @@ async fn migrate(
             ExitCode::SUCCESS
         }
         MigrateAction::Down { to, yes } => {
-            let statuses = aim_store::migration_status(&pool)
+            let doomed = aim_store::newer_than(&pool, to)
                 .await
-                .context("reading the migration ledger")?;
-            anyhow::ensure!(
-                to == 0 || statuses.iter().any(|m| m.version == to),
-                "no migration has version {to} (aim migrate status lists them)"
-            );
-            let doomed: Vec<_> = statuses
-                .iter()
-                .rev()
-                .filter(|m| m.version > to && m.state != aim_store::MigrationState::Pending)
-                .collect();
+                .with_context(|| format!("listing the migrations newer than {to}"))?;
             if doomed.is_empty() {
                 println!("nothing to revert: no applied migration is newer than {to}");
                 ExitCode::SUCCESS

@@ -436,15 +436,11 @@ fn database_settings<'a>(
             reason: e.to_string(),
         })?,
         (None, None) => return Ok(None),
-        (None, Some(part)) => {
+        (None, Some(_)) => {
             let Some(host) = get("POSTGRES_HOST") else {
                 return Err(ConfigError::Missing {
                     name: "POSTGRES_HOST",
-                    reason: if part == "POSTGRES_PASSWORD" {
-                        "POSTGRES_PASSWORD is set; POSTGRES_HOST selects the external server"
-                    } else {
-                        "a POSTGRES_* variable is set; POSTGRES_HOST selects the external server"
-                    },
+                    reason: "a POSTGRES_* variable is set; POSTGRES_HOST selects the external server",
                 });
             };
             let invalid = |name: &'static str, value: &str, reason: String| ConfigError::Invalid {

@@ -56,18 +56,18 @@ async fn serve_on(
     }
     let jwt_secret = secrets::jwt_secret(config)?;
     let pipeline = if config.analytics_enabled {
-        // The writers connect lazily; one connection now turns a certificate or password the
-        // writers would refuse into a start-up failure instead of a silently filling spool.
-        drop(
-            database
-                .client()
-                .await
-                .context("the analytics writers' connection")?,
-        );
         let writers = database
             .settings()
             .tokio_postgres()
             .context("setting up TLS for the analytics writers")?;
+        // The writers connect lazily; one connection now turns a certificate or password the
+        // writers would refuse into a start-up failure instead of a silently filling spool.
+        drop(writers.connect().await.with_context(|| {
+            format!(
+                "the analytics writers' connection to the database at {}",
+                database.settings()
+            )
+        })?);
         let pipeline = Pipeline::start(config.pipeline.clone(), writers)
             .context("starting the analytics pipeline")?;
         Some(Arc::new(pipeline))

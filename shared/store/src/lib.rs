@@ -22,7 +22,7 @@ pub mod verifications;
 
 pub use error::{StoreError, is_unavailable};
 pub use migrate::{
-    MIGRATOR, MigrationState, MigrationStatus, migrate, migrate_down, migration_status,
+    MIGRATOR, MigrationState, MigrationStatus, migrate, migrate_down, migration_status, newer_than,
 };
 pub use pool::{PoolSettings, connect, connect_lazy, create_database_if_missing, ping, reachable};
 pub use sqlx::PgPool;

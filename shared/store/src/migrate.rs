@@ -22,22 +22,35 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reverts every applied migration newer than `target`, newest first, each in its own
-/// transaction with its ledger row; `target` itself stays applied. Returns the versions
-/// reverted. `0` reverts everything.
+/// The applied migrations newer than `target`, newest first: what [`migrate_down`] would
+/// revert. `0` names them all.
 ///
 /// # Errors
-/// [`StoreError::UnknownMigration`] when `target` is neither 0 nor a known version;
-/// [`StoreError::Migrate`] when a down script fails (the ones before it stay reverted).
-pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<Vec<i64>, StoreError> {
+/// [`StoreError::UnknownMigration`] when `target` is neither 0 nor a known version; the
+/// database error when the ledger cannot be read.
+pub async fn newer_than(pool: &PgPool, target: i64) -> Result<Vec<MigrationStatus>, StoreError> {
     if target != 0 && !MIGRATOR.iter().any(|m| m.version == target) {
         return Err(StoreError::UnknownMigration(target));
     }
-    let reverted = migration_status(pool)
+    Ok(migration_status(pool)
         .await?
         .into_iter()
         .rev()
         .filter(|m| m.version > target && m.state != MigrationState::Pending)
+        .collect())
+}
+
+/// Reverts every applied migration newer than `target` ([`newer_than`]), newest first, each in
+/// its own transaction with its ledger row; `target` itself stays applied. Returns the versions
+/// reverted.
+///
+/// # Errors
+/// As [`newer_than`]; [`StoreError::Migrate`] when a down script fails (the ones before it
+/// stay reverted).
+pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<Vec<i64>, StoreError> {
+    let reverted = newer_than(pool, target)
+        .await?
+        .into_iter()
         .map(|m| m.version)
         .collect();
     MIGRATOR.undo(pool, target).await?;
