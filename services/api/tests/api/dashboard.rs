@@ -15,7 +15,8 @@ use axum::http::StatusCode;
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::network::{
-    EventRequestWillBeSent, GetResponseBodyParams, RequestId,
+    EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent, GetResponseBodyParams,
+    RequestId,
 };
 use chromiumoxide::page::{Page, ScreenshotParams};
 use futures_util::StreamExt;
@@ -60,11 +61,14 @@ async fn listen(app: &TestApp) -> SocketAddr {
 
 /// Requests the page sent, by DevTools request id: method and URL.
 type Sent = Arc<Mutex<BTreeMap<String, (String, String)>>>;
+/// DevTools ids of the requests that ended, answered or not.
+type Ended = Arc<Mutex<std::collections::HashSet<String>>>;
 
 struct Chromium {
     browser: Browser,
     page: Page,
     sent: Sent,
+    ended: Ended,
     _profile: tempfile::TempDir,
 }
 
@@ -100,10 +104,34 @@ impl Chromium {
                 );
             }
         });
+        let ended: Ended = Arc::default();
+        let mut finished = page
+            .event_listener::<EventLoadingFinished>()
+            .await
+            .expect("finished events");
+        let log = Arc::clone(&ended);
+        tokio::spawn(async move {
+            while let Some(event) = finished.next().await {
+                let id = event.request_id.inner().clone();
+                log.lock().expect("ended log").insert(id);
+            }
+        });
+        let mut failed = page
+            .event_listener::<EventLoadingFailed>()
+            .await
+            .expect("failed events");
+        let log = Arc::clone(&ended);
+        tokio::spawn(async move {
+            while let Some(event) = failed.next().await {
+                let id = event.request_id.inner().clone();
+                log.lock().expect("ended log").insert(id);
+            }
+        });
         Self {
             browser,
             page,
             sent,
+            ended,
             _profile: profile,
         }
     }
@@ -175,8 +203,30 @@ impl Chromium {
     }
 
     /// API calls the page made that the pipeline records: everything under `/api/v1/` but the
-    /// login itself, which has no caller yet.
-    fn recorded_calls(&self) -> usize {
+    /// login itself, which has no caller yet. Waits first until every request the page sent
+    /// has ended: the page does not wait for its sign-out call, and closing the browser before
+    /// the server answered it would cut it off.
+    async fn recorded_calls(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let pending = {
+                let ended = self.ended.lock().expect("ended log");
+                self.sent
+                    .lock()
+                    .expect("request log")
+                    .keys()
+                    .filter(|id| !ended.contains(*id))
+                    .count()
+            };
+            if pending == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pending} requests of the page never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.sent
             .lock()
             .expect("request log")
@@ -526,7 +576,7 @@ async fn a_user_signs_in_and_sees_the_organizations_real_numbers() {
     );
 
     // The page's own requests are calls of the organization too, and nothing else was made.
-    let page_calls = chromium.recorded_calls();
+    let page_calls = chromium.recorded_calls().await;
     chromium.close().await;
     app.drain().await;
     assert_eq!(
@@ -627,7 +677,7 @@ async fn an_organization_without_traffic_sees_zeros_and_why() {
         json!(0),
         "nothing of the session is kept"
     );
-    let page_calls = chromium.recorded_calls();
+    let page_calls = chromium.recorded_calls().await;
     chromium.close().await;
     app.drain().await;
     assert_eq!(
