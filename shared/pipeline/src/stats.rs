@@ -9,7 +9,29 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::Serialize;
 
-/// Why events were dropped; each is a label value of `aim_analytics_events_dropped_total`.
+/// The pipeline's metric names, each written once: [`PipelineStats::describe`] documents them
+/// and the pipeline records them through these constants only.
+pub mod names {
+    pub const BATCH_SIZE_EVENTS: &str = "aim_analytics_batch_size_events";
+    pub const BATCHES_TOTAL: &str = "aim_analytics_batches_total";
+    pub const DATABASE_DOWN: &str = "aim_analytics_database_down";
+    pub const EVENTS_DROPPED_TOTAL: &str = "aim_analytics_events_dropped_total";
+    pub const EVENTS_ENQUEUED_TOTAL: &str = "aim_analytics_events_enqueued_total";
+    pub const EVENTS_IN_FLIGHT: &str = "aim_analytics_events_in_flight";
+    pub const EVENTS_RECEIVED_TOTAL: &str = "aim_analytics_events_received_total";
+    pub const EVENTS_REPLAYED_TOTAL: &str = "aim_analytics_events_replayed_total";
+    pub const EVENTS_SPILLED_TOTAL: &str = "aim_analytics_events_spilled_total";
+    pub const EVENTS_SPOOLED_TOTAL: &str = "aim_analytics_events_spooled_total";
+    pub const EVENTS_WRITTEN_TOTAL: &str = "aim_analytics_events_written_total";
+    pub const FLUSH_DURATION_SECONDS: &str = "aim_analytics_flush_duration_seconds";
+    pub const LAST_FLUSH_TIMESTAMP_SECONDS: &str = "aim_analytics_last_flush_timestamp_seconds";
+    pub const QUEUE_DEPTH: &str = "aim_analytics_queue_depth";
+    pub const SPOOL_BYTES: &str = "aim_analytics_spool_bytes";
+    pub const SPOOL_CORRUPT_FRAMES_TOTAL: &str = "aim_analytics_spool_corrupt_frames_total";
+    pub const SPOOL_FRAMES: &str = "aim_analytics_spool_frames";
+}
+
+/// Why events were dropped; each is a label value of [`names::EVENTS_DROPPED_TOTAL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
     /// The bounded queue was full.
@@ -151,70 +173,64 @@ impl PipelineStats {
     pub fn describe() {
         use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
         describe_counter!(
-            "aim_analytics_events_received_total",
+            names::EVENTS_RECEIVED_TOTAL,
             "Analytics events built by the request path."
         );
         describe_counter!(
-            "aim_analytics_events_enqueued_total",
+            names::EVENTS_ENQUEUED_TOTAL,
             "Events accepted into the queue (received minus queue_full and shutdown drops)."
         );
         describe_counter!(
-            "aim_analytics_events_written_total",
+            names::EVENTS_WRITTEN_TOTAL,
             "Events committed to api_calls, replays included."
         );
         describe_counter!(
-            "aim_analytics_events_spooled_total",
+            names::EVENTS_SPOOLED_TOTAL,
             "Events written to the disk spool while the database was unavailable."
         );
         describe_counter!(
-            "aim_analytics_events_spilled_total",
+            names::EVENTS_SPILLED_TOTAL,
             "Of the spooled events, those moved off a three-quarters-full queue while the writers waited on a slow database."
         );
         describe_counter!(
-            "aim_analytics_events_replayed_total",
+            names::EVENTS_REPLAYED_TOTAL,
             "Events replayed from the spool."
         );
         describe_counter!(
-            "aim_analytics_events_dropped_total",
+            names::EVENTS_DROPPED_TOTAL,
             "Events lost, by reason: queue_full, spool_full, spool_expired, spool_corrupt (counts damaged spool frames: their events cannot be read), rejected, shutdown."
         );
         describe_counter!(
-            "aim_analytics_batches_total",
+            names::BATCHES_TOTAL,
             "Batches by outcome: written, or duplicate (a replay the ledger skipped)."
         );
         describe_counter!(
-            "aim_analytics_spool_corrupt_frames_total",
+            names::SPOOL_CORRUPT_FRAMES_TOTAL,
             "Damaged spool frames found on replay."
         );
-        describe_gauge!("aim_analytics_queue_depth", "Events waiting in the queue.");
+        describe_gauge!(names::QUEUE_DEPTH, "Events waiting in the queue.");
         describe_gauge!(
-            "aim_analytics_events_in_flight",
+            names::EVENTS_IN_FLIGHT,
             "Events taken by a writer and not yet committed or spooled."
         );
         describe_gauge!(
-            "aim_analytics_spool_bytes",
+            names::SPOOL_BYTES,
             Unit::Bytes,
             "Bytes waiting in the spool."
         );
+        describe_gauge!(names::SPOOL_FRAMES, "Batches waiting in the spool.");
         describe_gauge!(
-            "aim_analytics_spool_frames",
-            "Batches waiting in the spool."
-        );
-        describe_gauge!(
-            "aim_analytics_database_down",
+            names::DATABASE_DOWN,
             "1 while the writers cannot reach PostgreSQL and spool instead."
         );
         describe_gauge!(
-            "aim_analytics_last_flush_timestamp_seconds",
+            names::LAST_FLUSH_TIMESTAMP_SECONDS,
             Unit::Seconds,
             "Unix time of the last committed batch."
         );
+        describe_histogram!(names::BATCH_SIZE_EVENTS, "Events per committed batch.");
         describe_histogram!(
-            "aim_analytics_batch_size_events",
-            "Events per committed batch."
-        );
-        describe_histogram!(
-            "aim_analytics_flush_duration_seconds",
+            names::FLUSH_DURATION_SECONDS,
             Unit::Seconds,
             "Time to write one batch: ledger, COPY, rollups, commit."
         );
@@ -223,29 +239,32 @@ impl PipelineStats {
     /// Copies the counters into the process's metrics recorder (called on each scrape).
     pub fn export(&self, queue_depth: usize) {
         let s = self.snapshot();
-        metrics::counter!("aim_analytics_events_received_total").absolute(s.received);
-        metrics::counter!("aim_analytics_events_enqueued_total").absolute(s.enqueued);
-        metrics::counter!("aim_analytics_events_written_total").absolute(s.written);
-        metrics::counter!("aim_analytics_events_spooled_total").absolute(s.spooled);
-        metrics::counter!("aim_analytics_events_spilled_total").absolute(s.spilled);
-        metrics::counter!("aim_analytics_events_replayed_total").absolute(s.replayed);
+        metrics::counter!(names::EVENTS_RECEIVED_TOTAL).absolute(s.received);
+        metrics::counter!(names::EVENTS_ENQUEUED_TOTAL).absolute(s.enqueued);
+        metrics::counter!(names::EVENTS_WRITTEN_TOTAL).absolute(s.written);
+        metrics::counter!(names::EVENTS_SPOOLED_TOTAL).absolute(s.spooled);
+        metrics::counter!(names::EVENTS_SPILLED_TOTAL).absolute(s.spilled);
+        metrics::counter!(names::EVENTS_REPLAYED_TOTAL).absolute(s.replayed);
         for (reason, n) in &s.dropped_by_reason {
-            metrics::counter!("aim_analytics_events_dropped_total", "reason" => *reason)
-                .absolute(*n);
+            metrics::counter!(names::EVENTS_DROPPED_TOTAL, "reason" => *reason).absolute(*n);
         }
-        metrics::counter!("aim_analytics_batches_total", "outcome" => "written")
-            .absolute(s.batches_written);
-        metrics::counter!("aim_analytics_batches_total", "outcome" => "duplicate")
+        metrics::counter!(names::BATCHES_TOTAL, "outcome" => "written").absolute(s.batches_written);
+        metrics::counter!(names::BATCHES_TOTAL, "outcome" => "duplicate")
             .absolute(s.batches_duplicate);
-        metrics::counter!("aim_analytics_spool_corrupt_frames_total").absolute(s.corrupt_frames);
-        metrics::gauge!("aim_analytics_queue_depth").set(queue_depth as f64);
-        metrics::gauge!("aim_analytics_events_in_flight").set(s.in_flight as f64);
-        metrics::gauge!("aim_analytics_spool_bytes").set(s.spool_bytes as f64);
-        metrics::gauge!("aim_analytics_spool_frames").set(s.spool_frames as f64);
-        metrics::gauge!("aim_analytics_database_down").set(if s.database_down { 1.0 } else { 0.0 });
-        metrics::gauge!("aim_analytics_last_flush_timestamp_seconds")
-            .set(s.last_flush_ms as f64 / 1000.0);
+        metrics::counter!(names::SPOOL_CORRUPT_FRAMES_TOTAL).absolute(s.corrupt_frames);
+        metrics::gauge!(names::QUEUE_DEPTH).set(queue_depth as f64);
+        metrics::gauge!(names::EVENTS_IN_FLIGHT).set(s.in_flight as f64);
+        metrics::gauge!(names::SPOOL_BYTES).set(s.spool_bytes as f64);
+        metrics::gauge!(names::SPOOL_FRAMES).set(s.spool_frames as f64);
+        metrics::gauge!(names::DATABASE_DOWN).set(if s.database_down { 1.0 } else { 0.0 });
+        metrics::gauge!(names::LAST_FLUSH_TIMESTAMP_SECONDS).set(s.last_flush_ms as f64 / 1000.0);
     }
+}
+
+/// Records one committed batch's size and write time.
+pub(crate) fn record_flush(events: u64, took: std::time::Duration) {
+    metrics::histogram!(names::BATCH_SIZE_EVENTS).record(events as f64);
+    metrics::histogram!(names::FLUSH_DURATION_SECONDS).record(took.as_secs_f64());
 }
 
 impl StatsSnapshot {

@@ -268,21 +268,21 @@ async fn batches_are_spooled_while_the_database_is_cut_and_replayed_exactly_once
 async fn a_batch_replayed_after_it_committed_is_not_duplicated() {
     let db = TestDatabase::create().await;
     let client = pg(&db.settings()).connect().await.expect("connect");
-    let copy = aim_pipeline::copy::Statements::prepare(&client)
+    let copy = aim_pipeline::transaction::Statements::prepare(&client)
         .await
         .expect("prepare");
     let rows: Vec<CallRow> = (0..50)
         .map(|i| CallRow::from_event(&event(Uuid::nil(), i)))
         .collect();
     let batch = Uuid::now_v7();
-    let first = aim_pipeline::copy::write_batch(&client, &copy, batch, &rows)
+    let first = aim_pipeline::transaction::write_batch(&client, &copy, batch, &rows)
         .await
         .expect("first");
-    let again = aim_pipeline::copy::write_batch(&client, &copy, batch, &rows)
+    let again = aim_pipeline::transaction::write_batch(&client, &copy, batch, &rows)
         .await
         .expect("again");
-    assert_eq!(first, aim_pipeline::copy::Outcome::Written);
-    assert_eq!(again, aim_pipeline::copy::Outcome::Duplicate);
+    assert_eq!(first, aim_pipeline::transaction::Outcome::Written);
+    assert_eq!(again, aim_pipeline::transaction::Outcome::Duplicate);
     assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 50);
     assert_rollups_clean(&db).await;
 }
@@ -399,7 +399,7 @@ async fn shutdown_while_the_database_is_down_spools_and_the_next_start_replays()
 async fn the_hand_encoded_copy_round_trips_every_column() {
     let db = TestDatabase::create().await;
     let client = pg(&db.settings()).connect().await.expect("connect");
-    let copy = aim_pipeline::copy::Statements::prepare(&client)
+    let copy = aim_pipeline::transaction::Statements::prepare(&client)
         .await
         .expect("prepare");
     let called_at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_790_000_000_123_456);
@@ -414,7 +414,7 @@ async fn the_hand_encoded_copy_round_trips_every_column() {
     e.called_at = called_at;
     e.endpoint = Arc::from("/api/v1/agents/{id}");
     let batch = Uuid::now_v7();
-    aim_pipeline::copy::write_batch(&client, &copy, batch, std::slice::from_ref(&e))
+    aim_pipeline::transaction::write_batch(&client, &copy, batch, std::slice::from_ref(&e))
         .await
         .expect("write");
     let row = client
@@ -457,12 +457,12 @@ async fn the_hand_encoded_copy_round_trips_every_column() {
 async fn verify_finds_a_tampered_rollup_and_rebuild_repairs_it() {
     let db = TestDatabase::create().await;
     let mut client = pg(&db.settings()).connect().await.expect("connect");
-    let statements = aim_pipeline::copy::Statements::prepare(&client)
+    let statements = aim_pipeline::transaction::Statements::prepare(&client)
         .await
         .expect("prepare");
     let org = Uuid::now_v7();
     let events: Vec<ApiCallEvent> = (0..40).map(|i| event(org, i)).collect();
-    aim_pipeline::copy::write_batch(&client, &statements, Uuid::now_v7(), &events)
+    aim_pipeline::transaction::write_batch(&client, &statements, Uuid::now_v7(), &events)
         .await
         .expect("write");
     assert_rollups_clean(&db).await;

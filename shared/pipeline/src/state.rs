@@ -1,0 +1,42 @@
+//! What the pipeline's tasks share: its configuration, counters, the writers' pool, the spool
+//! and the signals between the tasks. Holds no behaviour beyond locking the spool.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::PipelineConfig;
+use crate::spool::{Spool, SpoolError};
+use crate::stats::PipelineStats;
+
+pub(crate) struct State {
+    pub config: PipelineConfig,
+    pub stats: Arc<PipelineStats>,
+    pub pool: deadpool_postgres::Pool,
+    pub spool: Mutex<Spool>,
+    /// Woken when a batch is spooled or the database goes down.
+    pub wake: Notify,
+    /// Writers: drain the queue and stop.
+    pub closing: CancellationToken,
+    /// Writers: stop waiting on the database; spool what is left.
+    pub hurry: CancellationToken,
+    /// Batches of partially replayed segments already applied, so a re-read skips them.
+    pub replayed: Mutex<HashSet<Uuid>>,
+}
+
+impl State {
+    pub fn lock_spool(&self) -> Result<MutexGuard<'_, Spool>, SpoolError> {
+        self.spool.lock().map_err(|_| SpoolError::Io {
+            path: self.config.spool_dir.clone(),
+            source: std::io::Error::other("spool lock poisoned"),
+        })
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

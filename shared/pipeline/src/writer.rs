@@ -1,0 +1,164 @@
+//! The writers: each takes batches off the queue and writes them in one transaction
+//! ([`crate::transaction`]), or hands them to the spool when the database is unavailable. Also
+//! the one rule for what a write's outcome means ([`settle`]), which the replayer shares.
+//!
+//! May call: batching, the batch transaction, the spiller's `spool_events`. Never the spool's
+//! files directly, never the request path.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use aim_connect::TokioPostgres;
+use uuid::Uuid;
+
+use crate::batch::next_batch;
+use crate::event::{ApiCallEvent, AsRow};
+use crate::rollup::apply::RollupStatements;
+use crate::spiller::spool_events;
+use crate::state::{State, now_ms};
+use crate::stats::DropReason;
+use crate::transaction::{Outcome, Statements, WriteError, write_batch};
+
+/// How long one statement of a batch may run. A writer stuck behind a lock (a long migration, an
+/// operator's `LOCK TABLE`) gives up and spools its batch instead of letting the queue fill up
+/// and drop events; the replayer writes it once the statement goes through again. A batch of
+/// 50,000 events takes well under a second.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The writers' connection settings plus [`STATEMENT_TIMEOUT`], after any `options` the
+/// settings already carry.
+pub(crate) fn with_statement_timeout(mut database: TokioPostgres) -> TokioPostgres {
+    let timeout = format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis());
+    let options = match database.config.get_options() {
+        Some(existing) if !existing.is_empty() => format!("{existing} {timeout}"),
+        _ => timeout,
+    };
+    database.config.options(&options);
+    database
+}
+
+pub(crate) async fn run_writer(state: Arc<State>, rx: flume::Receiver<ApiCallEvent>) {
+    let max = state.config.batch_max.max(1);
+    while let Some(events) = next_batch(
+        &rx,
+        max,
+        state.config.flush_after,
+        &state.closing,
+        &state.stats.in_flight,
+    )
+    .await
+    {
+        deliver(&state, Uuid::now_v7(), events).await;
+    }
+}
+
+/// Writes a fresh batch straight from its events, or spools it when the database is down.
+async fn deliver(state: &Arc<State>, batch_id: Uuid, events: Vec<ApiCallEvent>) {
+    let n = events.len() as i64;
+    if !state.stats.database_down.load(Ordering::Relaxed) {
+        let started = std::time::Instant::now();
+        let result = write_to_database(state, batch_id, &events).await;
+        let settled = settle(state, batch_id, n as u64, result, started.elapsed());
+        if settled != Settled::Unavailable {
+            state.stats.in_flight.fetch_sub(n, Ordering::Relaxed);
+            return;
+        }
+    }
+    spool_events(state, batch_id, &events).await;
+}
+
+/// What became of a batch the database was asked to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Committed now or before (the ledger had it): counted as written.
+    Written,
+    /// Refused for its content: counted as a `rejected` drop, never retried.
+    Refused,
+    /// The database could not take it: the caller keeps the batch (the writer spools it, the
+    /// replayer leaves it in the spool) and the database is marked down for the replayer's probe.
+    Unavailable,
+}
+
+/// The one outcome rule for fresh and replayed batches alike.
+pub(crate) fn settle(
+    state: &State,
+    batch_id: Uuid,
+    events: u64,
+    result: Result<Outcome, WriteError>,
+    took: Duration,
+) -> Settled {
+    let stats = &state.stats;
+    match result {
+        Ok(outcome) => {
+            stats.written.fetch_add(events, Ordering::Relaxed);
+            match outcome {
+                Outcome::Written => stats.batches_written.fetch_add(1, Ordering::Relaxed),
+                Outcome::Duplicate => stats.batches_duplicate.fetch_add(1, Ordering::Relaxed),
+            };
+            stats.last_flush_ms.store(now_ms(), Ordering::Relaxed);
+            crate::stats::record_flush(events, took);
+            Settled::Written
+        }
+        Err(WriteError::Rejected(reason)) => {
+            stats.drop_events(DropReason::Rejected, events);
+            tracing::error!(%batch_id, events, error = &reason as &dyn std::error::Error,
+                "PostgreSQL refused an analytics batch; dropped");
+            Settled::Refused
+        }
+        Err(WriteError::Unavailable(reason)) => {
+            if !stats.database_down.swap(true, Ordering::Relaxed) {
+                tracing::warn!(%batch_id, error = &*reason as &dyn std::error::Error,
+                    "database unavailable; spooling analytics to disk");
+            }
+            state.wake.notify_one();
+            Settled::Unavailable
+        }
+    }
+}
+
+pub(crate) async fn write_to_database<T: AsRow>(
+    state: &State,
+    batch_id: Uuid,
+    rows: &[T],
+) -> Result<Outcome, WriteError> {
+    let attempt = async {
+        let client = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| WriteError::Unavailable(Box::new(e)))?;
+        let statements = cached_statements(&client, state.config.rollups)
+            .await
+            .map_err(WriteError::classify)?;
+        let result = write_batch(&client, &statements, batch_id, rows).await;
+        if matches!(result, Err(WriteError::Unavailable(_))) {
+            // The connection's state is unknown; never hand it to another batch.
+            let _ = deadpool_postgres::Object::take(client);
+        }
+        result
+    };
+    tokio::select! {
+        result = attempt => result,
+        () = state.hurry.cancelled() => Err(WriteError::Unavailable("the shutdown deadline came first".into())),
+    }
+}
+
+/// The batch statements, prepared once per pooled connection.
+async fn cached_statements(
+    client: &deadpool_postgres::Object,
+    rollups: bool,
+) -> Result<Statements, tokio_postgres::Error> {
+    let rollups = if rollups {
+        Some(
+            RollupStatements::prepare_with(|sql| async move { client.prepare_cached(&sql).await })
+                .await?,
+        )
+    } else {
+        None
+    };
+    Ok(Statements {
+        copy: client.prepare_cached(crate::copy::COPY).await?,
+        rollups,
+    })
+}
