@@ -7,10 +7,8 @@ mod agents;
 mod analytics;
 mod audit;
 mod auth;
-mod export;
 mod health;
 mod status;
-mod trends;
 mod users;
 mod verifications;
 
@@ -32,8 +30,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(verifications::router())
         .merge(audit::router())
         .merge(analytics::router())
-        .merge(trends::router())
-        .merge(export::router())
 }
 
 #[derive(OpenApi)]

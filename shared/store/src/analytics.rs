@@ -2,33 +2,51 @@
 //! `api_calls`: rows come back with their histograms, and the API merges them (histograms add,
 //! percentiles never average).
 
+use aim_traffic::{Histogram, Traffic};
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::StoreError;
 
-/// One rollup row's traffic; `key` says which hour or day and, when relevant, which endpoint or
-/// agent.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One rollup row: which hour or day (`bucket`) and, when relevant, which endpoint or agent, and
+/// its traffic in the one model the writers and the routes use too.
+#[derive(Debug, Clone)]
 pub struct RollupRow {
     pub bucket: DateTime<Utc>,
     pub method: Option<String>,
     pub endpoint: Option<String>,
     pub agent_id: Option<Uuid>,
-    pub calls: i64,
-    pub errors: i64,
-    pub client_errors: i64,
-    pub server_errors: i64,
-    pub request_bytes: i64,
-    pub response_bytes: i64,
-    pub total_duration_ms: f64,
-    pub histogram: Vec<i64>,
+    pub traffic: Traffic,
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for RollupRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let last_call: Option<DateTime<Utc>> = row.try_get("last_call_at")?;
+        Ok(Self {
+            bucket: row.try_get("bucket")?,
+            method: row.try_get("method")?,
+            endpoint: row.try_get("endpoint")?,
+            agent_id: row.try_get("agent_id")?,
+            traffic: Traffic {
+                calls: row.try_get("calls")?,
+                errors: row.try_get("errors")?,
+                client_errors: row.try_get("client_errors")?,
+                server_errors: row.try_get("server_errors")?,
+                request_bytes: row.try_get("request_bytes")?,
+                response_bytes: row.try_get("response_bytes")?,
+                total_duration_ms: row.try_get("total_duration_ms")?,
+                histogram: Histogram::from_counts(row.try_get("histogram")?),
+                last_call_us: last_call.map_or(0, |at| at.timestamp_micros()),
+            },
+        })
+    }
 }
 
 const TRAFFIC: &str = "api_calls_count AS calls, errors_count AS errors, \
      client_errors_count AS client_errors, server_errors_count AS server_errors, request_bytes, \
-     response_bytes, total_duration_ms, latency_histogram AS histogram";
+     response_bytes, total_duration_ms, latency_histogram AS histogram, last_call_at";
 
 /// The organization's hourly rows per (method, endpoint) in `[from, to)`.
 ///
@@ -93,7 +111,7 @@ pub async fn org_days(
         "SELECT (date::timestamp AT TIME ZONE 'UTC') AS bucket, NULL::text AS method, \
                 NULL::text AS endpoint, NULL::uuid AS agent_id, total_api_calls AS calls, \
                 total_errors AS errors, client_errors, server_errors, request_bytes, \
-                response_bytes, total_duration_ms, latency_histogram AS histogram \
+                response_bytes, total_duration_ms, latency_histogram AS histogram, last_call_at \
          FROM organization_daily_metrics \
          WHERE organization_id = $1 AND date >= $2 AND date <= $3 AND total_api_calls > 0 \
          ORDER BY date",
@@ -152,7 +170,8 @@ impl Split {
 const HOURLY_ROW: &str = "hour_timestamp AS bucket, ";
 const DAILY_ROW: &str = "(date::timestamp AT TIME ZONE 'UTC') AS bucket, ";
 const ORG_TRAFFIC: &str = "total_api_calls AS calls, total_errors AS errors, client_errors, \
-     server_errors, request_bytes, response_bytes, total_duration_ms, latency_histogram AS histogram";
+     server_errors, request_bytes, response_bytes, total_duration_ms, latency_histogram AS histogram, \
+     last_call_at";
 const HOURS: &str = "((hour_timestamp >= $2 AND hour_timestamp < $3) \
      OR (hour_timestamp >= $4 AND hour_timestamp < $5))";
 const DAYS: &str = "date >= $6 AND date < $7";
@@ -300,7 +319,7 @@ pub async fn agent_summaries(
 
 /// The dashboard's identity counts.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DashboardCounts {
+pub struct OrganizationCounts {
     pub total_agents: i64,
     pub verified_agents: i64,
     pub pending_agents: i64,
@@ -314,10 +333,10 @@ pub struct DashboardCounts {
 
 /// # Errors
 /// The database error.
-pub async fn dashboard_counts(
+pub async fn organization_counts(
     pool: &PgPool,
     organization_id: Uuid,
-) -> Result<DashboardCounts, StoreError> {
+) -> Result<OrganizationCounts, StoreError> {
     Ok(sqlx::query_as(
         "SELECT \
            (SELECT count(*) FROM agents WHERE organization_id = $1 AND deleted_at IS NULL) AS total_agents, \

@@ -10,8 +10,8 @@ use futures_util::{TryStreamExt, pin_mut};
 use tokio_postgres::{Client, Error};
 use uuid::Uuid;
 
-use super::apply;
 use super::{Deltas, Key, Table, Traffic};
+use super::{apply, sql};
 use crate::event::RowRef;
 
 /// One rollup row whose stored traffic differs from the raw rows'.
@@ -118,14 +118,14 @@ pub async fn stored(
     let (start, end) = bounds(from, to);
     let mut tables = Vec::new();
     for table in Table::ALL {
-        let keys = apply::key_columns(table)
+        let keys = sql::key_columns(table)
             .iter()
             .map(|(name, _)| *name)
             .collect::<Vec<_>>();
         let sql = format!(
             "SELECT {keys}, {traffic} FROM {name} WHERE {bucket} >= $1 AND {bucket} < $2",
             keys = keys.join(", "),
-            traffic = apply::read_columns(table),
+            traffic = sql::read_columns(table),
             name = table.name(),
             bucket = keys.last().copied().unwrap_or_default(),
         );
@@ -231,7 +231,7 @@ pub async fn rebuild(client: &mut Client, from: NaiveDate, to: NaiveDate) -> Res
     )
     .await?;
     for table in Table::ALL {
-        let zero = apply::traffic_columns(table)
+        let zero = sql::traffic_columns(table)
             .iter()
             .map(|column| match *column {
                 "latency_histogram" => format!("{column} = '{{}}'"),

@@ -20,7 +20,7 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::ApiQuery;
 use crate::state::AppState;
 
-pub(crate) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(trust_score_trends))
         .routes(routes!(trends))
@@ -324,7 +324,7 @@ async fn verification_activity(
             }
         })
         .collect();
-    let counts = aim_store::analytics::dashboard_counts(state.db()?, organization).await?;
+    let counts = aim_store::analytics::organization_counts(state.db()?, organization).await?;
     Ok(Json(VerificationActivity {
         period: format!("{months} months"),
         activity,

@@ -23,7 +23,7 @@ use crate::state::AppState;
 const MAX_DAYS: i64 = 31;
 const PAGE: i64 = 5_000;
 
-pub(crate) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(export))
 }
 

@@ -7,7 +7,7 @@
 //! 0.05·1.1^(k−1)·2.2/2.1, whose distance to any value in the bucket is at most
 //! (1.1−1)/(1.1+1) ≈ 4.8%: every percentile between 0.05 ms and 60 s is within 5% of the exact
 //! one. Histograms are stored as `bigint[]` of these 149 counts; the writers merge them in Rust
-//! (see `rollup/apply.rs`).
+//! (see `aim-pipeline`'s `rollup/apply.rs`).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,7 @@ impl Histogram {
         &self.0
     }
 
+    #[inline]
     pub fn bucket(duration_ms: f64) -> usize {
         if duration_ms.is_nan() || duration_ms <= MIN_MS {
             return 0;
@@ -64,12 +65,14 @@ impl Histogram {
     }
 
     /// Counts one value of `bucket` (from [`Histogram::bucket`]).
+    #[inline]
     pub fn record_bucket(&mut self, bucket: usize) {
         if let Some(count) = self.0.get_mut(bucket) {
             *count += 1;
         }
     }
 
+    #[inline]
     pub fn merge(&mut self, other: &Self) {
         for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
             *mine += theirs;
@@ -78,6 +81,7 @@ impl Histogram {
 
     /// Adds stored counts (possibly shorter than [`BUCKETS`]: trailing zero buckets are not
     /// stored) without copying them first.
+    #[inline]
     pub fn merge_counts(&mut self, counts: &[i64]) {
         for (mine, theirs) in self.0.iter_mut().zip(counts) {
             *mine += theirs;
