@@ -332,7 +332,7 @@ async fn main() {
     let tenants = tenants(&router, &pool).await;
 
     let spool = tempfile::tempdir().expect("spool");
-    let mut sizing = config.pipeline.clone();
+    let mut sizing = config.analytics.pipeline.clone();
     sizing.spool_dir = spool.path().to_path_buf();
     sizing.queue_capacity = 200_000;
     let writers = database.tokio_postgres().expect("TLS settings");

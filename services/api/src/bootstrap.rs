@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::password::{self, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Passwords};
 use crate::config::Config;
-use crate::routes::valid_email;
+use crate::routes::validation::valid_email;
 
 /// The admin created when nothing is configured.
 pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
@@ -91,11 +91,11 @@ pub async fn on_start(pool: &PgPool, passwords: &Passwords, config: &Config) -> 
     if aim_store::users::any_user_exists(pool).await? {
         return Ok(());
     }
-    let (email, password) = match &config.admin {
+    let (email, password) = match &config.auth.admin {
         Some((email, password)) => (email.as_str(), Some(password.clone())),
         None => (DEFAULT_ADMIN_EMAIL, None),
     };
-    let made = match create(pool, passwords, &config.org_name, email, password).await {
+    let made = match create(pool, passwords, &config.auth.org_name, email, password).await {
         Ok(made) => made,
         // Another replica bootstrapped at the same moment.
         Err(BootstrapError::Store(aim_store::StoreError::Conflict(_))) => return Ok(()),
@@ -117,7 +117,7 @@ pub async fn on_start(pool: &PgPool, passwords: &Passwords, config: &Config) -> 
 
 /// Shown once, on standard output, when a password was generated.
 fn print_credentials(config: &Config, email: &str, password: &SecretString) {
-    let port = config.listen.port();
+    let port = config.http.listen.port();
     println!(
         "\n\
          ================================================================\n\

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use aim_store::PgPool;
 
 use crate::error::ApiError;
+use crate::metric_names::{DB_BREAKER_OPEN, DB_BREAKER_TRIPS};
 
 /// How often the probe tries the database while the breaker is open: the longest a request
 /// is refused after the database is back.
@@ -28,11 +29,6 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(100);
 
 /// A probe's connection and round trip must finish within this.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// 1 while requests that need the database are refused without trying it.
-pub const BREAKER_OPEN: &str = "aim_db_breaker_open";
-/// Times the breaker opened.
-pub const BREAKER_TRIPS: &str = "aim_db_breaker_trips_total";
 
 /// Cheap to clone; every clone is the same breaker.
 #[derive(Clone, Default)]
@@ -55,7 +51,7 @@ impl DatabaseBreaker {
     /// The 503 a request gets while the breaker is open.
     pub fn refusal(&self) -> ApiError {
         ApiError::Unavailable(
-            "the database is unreachable; a probe is looking for its return".to_owned(),
+            "the database is unreachable; a probe is looking for its return".into(),
         )
     }
 
@@ -69,8 +65,8 @@ impl DatabaseBreaker {
         if self.open.swap(true, Ordering::AcqRel) {
             return;
         }
-        metrics::counter!(BREAKER_TRIPS).increment(1);
-        metrics::gauge!(BREAKER_OPEN).set(1.0);
+        metrics::counter!(DB_BREAKER_TRIPS).increment(1);
+        metrics::gauge!(DB_BREAKER_OPEN).set(1.0);
         tracing::warn!(
             "database unavailable: refusing the requests that need it until a probe reaches it"
         );
@@ -92,7 +88,7 @@ async fn probe(breaker: DatabaseBreaker, pool: PgPool) {
         tokio::time::sleep(PROBE_EVERY).await;
     }
     breaker.open.store(false, Ordering::Release);
-    metrics::gauge!(BREAKER_OPEN).set(0.0);
+    metrics::gauge!(DB_BREAKER_OPEN).set(0.0);
     tracing::info!(
         after_ms = u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX),
         attempts,
@@ -103,13 +99,13 @@ async fn probe(breaker: DatabaseBreaker, pool: PgPool) {
 /// Describes the breaker's series and publishes the gauge as 0, so that it exists (and reads
 /// closed) before the first outage.
 pub(crate) fn describe() {
-    metrics::gauge!(BREAKER_OPEN).set(0.0);
+    metrics::gauge!(DB_BREAKER_OPEN).set(0.0);
     metrics::describe_gauge!(
-        BREAKER_OPEN,
+        DB_BREAKER_OPEN,
         "1 while requests that need the database are refused at once (a probe looks for its return every 100 ms)."
     );
     metrics::describe_counter!(
-        BREAKER_TRIPS,
+        DB_BREAKER_TRIPS,
         "Times a request found the database unavailable and the breaker opened."
     );
 }

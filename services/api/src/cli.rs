@@ -153,15 +153,15 @@ async fn retention(config: &Config, database: &Database) -> anyhow::Result<()> {
     let dropped = aim_store::maintenance::retention(
         &pool,
         chrono::Utc::now().date_naive(),
-        config.retention_days,
-        config.rollup_retention_days,
+        config.maintenance.retention_days,
+        config.maintenance.rollup_retention_days,
     )
     .await
     .context("running retention")?;
     if dropped.dropped_partitions.is_empty() {
         println!(
             "no api_calls partition older than {} days",
-            config.retention_days
+            config.maintenance.retention_days
         );
     }
     for name in &dropped.dropped_partitions {
@@ -169,7 +169,7 @@ async fn retention(config: &Config, database: &Database) -> anyhow::Result<()> {
     }
     println!(
         "deleted {} rollup rows older than {} days",
-        dropped.rollup_rows_deleted, config.rollup_retention_days
+        dropped.rollup_rows_deleted, config.maintenance.rollup_retention_days
     );
     pool.close().await;
     Ok(())

@@ -6,7 +6,7 @@ use aim_connect::DatabaseSettings;
 use aim_local_pg::{Attached, ClusterOptions, LocalCluster};
 use anyhow::Context;
 
-use crate::config::{Config, LOCAL_DATABASE};
+use crate::config::{Config, DatabaseConfig};
 
 pub(crate) enum Database {
     External(DatabaseSettings),
@@ -22,7 +22,7 @@ pub(crate) enum Database {
 impl Database {
     /// For `aim serve`: a data folder owned by another process is an error.
     pub async fn open_owned(config: &Config) -> anyhow::Result<Self> {
-        match &config.database {
+        match &config.database.external {
             Some(settings) => Ok(Self::External(settings.clone())),
             None => {
                 let cluster = LocalCluster::start(&cluster_options(config))
@@ -35,7 +35,7 @@ impl Database {
 
     /// For one-off commands: use the running cluster of an `aim serve` when there is one.
     pub async fn open_shared(config: &Config) -> anyhow::Result<Self> {
-        match &config.database {
+        match &config.database.external {
             Some(settings) => Ok(Self::External(settings.clone())),
             None => match LocalCluster::attach(&cluster_options(config))
                 .await
@@ -49,7 +49,9 @@ impl Database {
 
     async fn owned(cluster: Box<LocalCluster>) -> anyhow::Result<Self> {
         let admin = cluster_settings(&cluster.admin_url())?;
-        if let Err(e) = aim_store::create_database_if_missing(&admin, LOCAL_DATABASE).await {
+        if let Err(e) =
+            aim_store::create_database_if_missing(&admin, DatabaseConfig::LOCAL_DATABASE).await
+        {
             let _ = cluster.stop().await;
             return Err(e).context("creating the service's database in the private cluster");
         }
@@ -57,7 +59,7 @@ impl Database {
         match cluster.tcp_port() {
             Some(port) => tracing::info!(
                 url = %url,
-                tcp = %format!("postgres://postgres@127.0.0.1:{port}/{LOCAL_DATABASE}"),
+                tcp = %format!("postgres://postgres@127.0.0.1:{port}/{}", DatabaseConfig::LOCAL_DATABASE),
                 pgdata = %cluster.pgdata().display(),
                 "private PostgreSQL cluster ready"
             ),
@@ -89,8 +91,8 @@ impl Database {
     pub async fn pool(&self, config: &Config) -> anyhow::Result<aim_store::PgPool> {
         aim_store::connect(
             self.settings(),
-            &config.pool_settings(),
-            config.db_connect_wait,
+            &config.database.pool_settings(),
+            config.database.connect_wait,
         )
         .await
         .with_context(|| format!("connecting to the database at {}", self.settings()))
@@ -131,9 +133,9 @@ fn cluster_settings(url: &str) -> anyhow::Result<DatabaseSettings> {
 fn cluster_options(config: &Config) -> ClusterOptions {
     ClusterOptions {
         data_dir: config.data_dir.clone(),
-        tcp_port: config.local_pg_port,
-        database: LOCAL_DATABASE.to_owned(),
-        path_var: config.path_var.clone(),
+        tcp_port: config.database.local_pg_port,
+        database: DatabaseConfig::LOCAL_DATABASE.to_owned(),
+        path_var: config.database.path_var.clone(),
         niceness: None,
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::metric_names::DB_POOL_TIMEOUTS;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -55,11 +56,11 @@ pub enum ApiError {
     #[error("unsupported media type")]
     UnsupportedMediaType,
     /// 503 with `Retry-After`: the database is unreachable or out of connections.
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
-    /// 500: a fault on our side; the client sees a fixed message.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("service unavailable")]
+    Unavailable(#[source] Cause),
+    /// 500: a fault on our side; the client sees a fixed message, the log the whole cause chain.
+    #[error("internal error")]
+    Internal(#[source] Cause),
 }
 
 impl ApiError {
@@ -142,6 +143,10 @@ pub struct ErrorBody {
     pub fields: Option<BTreeMap<String, String>>,
 }
 
+/// Why a request failed on our side, kept whole (with its own sources) so that the log line
+/// shows every cause; text formats print them as `error.sources`.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// How often, at most, an outage of the database is logged while it lasts.
 const UNAVAILABLE_LOG_EVERY_MS: i64 = 10_000;
 
@@ -149,7 +154,7 @@ const UNAVAILABLE_LOG_EVERY_MS: i64 = 10_000;
 /// requests refused since the last line. During an outage every request that needs the
 /// database is refused; a line for each (thousands a second under load) would cost the
 /// requests that need no database their latency, and tell an operator nothing more.
-fn warn_unavailable(detail: &str) {
+fn warn_unavailable(detail: &(dyn std::error::Error + 'static)) {
     use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
     static LAST_MS: AtomicI64 = AtomicI64::new(i64::MIN);
     static SINCE: AtomicU64 = AtomicU64::new(0);
@@ -162,7 +167,11 @@ fn warn_unavailable(detail: &str) {
             .is_ok()
     {
         let refused = SINCE.swap(0, Ordering::Relaxed) + 1;
-        tracing::warn!(error = %detail, refused, "database unavailable; requests that need it are refused");
+        tracing::warn!(
+            error = detail,
+            refused,
+            "database unavailable; requests that need it are refused"
+        );
     } else {
         SINCE.fetch_add(1, Ordering::Relaxed);
     }
@@ -171,8 +180,13 @@ fn warn_unavailable(detail: &str) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            Self::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-            Self::Unavailable(detail) => warn_unavailable(detail),
+            Self::Internal(detail) => {
+                tracing::error!(
+                    error = &**detail as &dyn std::error::Error,
+                    "internal error"
+                );
+            }
+            Self::Unavailable(detail) => warn_unavailable(&**detail),
             _ => {}
         }
         let status = self.status_code();
@@ -224,22 +238,18 @@ impl ApiError {
     }
 }
 
-/// Requests that waited `AIM_DB_ACQUIRE_TIMEOUT_MS` for a pooled connection and got none: the
-/// pool's waits that went wrong (sqlx does not count waits that ended well).
-pub const POOL_TIMEOUTS: &str = "aim_db_pool_acquire_timeouts_total";
-
 impl From<aim_store::StoreError> for ApiError {
     fn from(e: aim_store::StoreError) -> Self {
         if let aim_store::StoreError::Conflict(what) = e {
             return Self::Conflict(what.to_owned());
         }
         if e.is_pool_timeout() {
-            metrics::counter!(POOL_TIMEOUTS, "pool" => "api").increment(1);
+            metrics::counter!(DB_POOL_TIMEOUTS, "pool" => "api").increment(1);
         }
         if e.is_unavailable() {
-            Self::Unavailable(e.to_string())
+            Self::Unavailable(e.into())
         } else {
-            Self::Internal(e.to_string())
+            Self::Internal(e.into())
         }
     }
 }

@@ -13,6 +13,7 @@ mod database;
 pub mod error;
 pub mod extract;
 mod maintenance;
+mod metric_names;
 mod metrics_server;
 mod middleware;
 mod routes;
@@ -116,5 +117,5 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::respo
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
-    ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+    ApiError::Internal(format!("handler panicked: {detail}").into()).into_response()
 }

@@ -10,6 +10,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metric_names as names;
 
 /// How many days of `api_calls` partitions exist ahead of today (created at start and by
 /// every maintenance run).
@@ -30,10 +31,10 @@ pub(crate) struct Settings {
 impl Settings {
     pub fn new(config: &Config) -> Self {
         Self {
-            interval: config.maintenance_interval,
-            retention_days: config.retention_days,
-            rollup_retention_days: config.rollup_retention_days,
-            ledger_max_age: config.pipeline.spool_max_age + LEDGER_MARGIN,
+            interval: config.maintenance.interval,
+            retention_days: config.maintenance.retention_days,
+            rollup_retention_days: config.maintenance.rollup_retention_days,
+            ledger_max_age: config.analytics.pipeline.spool_max_age + LEDGER_MARGIN,
         }
     }
 }
@@ -80,8 +81,7 @@ async fn take_leadership(pool: &PgPool) -> Option<Leader> {
 
 fn outcome<T, E: std::fmt::Display>(step: &'static str, result: &Result<T, E>) {
     let label = if result.is_ok() { "ok" } else { "error" };
-    metrics::counter!("aim_maintenance_steps_total", "step" => step, "outcome" => label)
-        .increment(1);
+    metrics::counter!(names::MAINTENANCE_STEPS, "step" => step, "outcome" => label).increment(1);
     if let Err(e) = result {
         tracing::warn!(step, error = %e, "maintenance step failed; retried next run");
     }
@@ -122,7 +122,7 @@ pub(crate) async fn run_once(pool: &PgPool, settings: &Settings) {
     let sizes = aim_store::maintenance::table_sizes(pool).await;
     if let Ok(sizes) = &sizes {
         for (table, bytes) in sizes {
-            metrics::gauge!("aim_table_size_bytes", "table" => table.clone()).set(*bytes as f64);
+            metrics::gauge!(names::TABLE_SIZE, "table" => table.clone()).set(*bytes as f64);
         }
     }
     outcome("table_sizes", &sizes);
@@ -132,5 +132,5 @@ pub(crate) async fn run_once(pool: &PgPool, settings: &Settings) {
         ledger_pruned = pruned.as_ref().ok(),
         "maintenance run finished"
     );
-    metrics::counter!("aim_maintenance_runs_total").increment(1);
+    metrics::counter!(names::MAINTENANCE_RUNS).increment(1);
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::metric_names as names;
 use crate::tasks::spawn_tracked;
 
 /// Histograms and summaries are kept by the exporter and must be compacted now and then.
@@ -41,16 +42,16 @@ pub(crate) fn spawn(
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
         .set_buckets_for_metric(
-            Matcher::Full("aim_analytics_batch_size_events".into()),
+            Matcher::Full(aim_pipeline::stats::names::BATCH_SIZE_EVENTS.into()),
             BATCH_SIZE_BUCKETS,
         )?
         .install_recorder()?;
     metrics::describe_gauge!(
-        "aim_build_info",
+        names::BUILD_INFO,
         "Always 1; the labels say which build is running."
     );
     metrics::gauge!(
-        "aim_build_info",
+        names::BUILD_INFO,
         "version" => env!("CARGO_PKG_VERSION"),
         "rustc" => env!("CARGO_PKG_RUST_VERSION"),
     )
@@ -60,19 +61,19 @@ pub(crate) fn spawn(
     describe_pools();
     crate::breaker::describe();
     metrics::describe_counter!(
-        "aim_http_requests_unattributed_total",
+        names::HTTP_UNATTRIBUTED,
         "Requests that ended without an organization (no or bad credentials), by route and status: not recorded as api_calls rows."
     );
     metrics::describe_counter!(
-        "aim_maintenance_runs_total",
+        names::MAINTENANCE_RUNS,
         "Maintenance runs this replica performed while holding the maintenance lock."
     );
     metrics::describe_counter!(
-        "aim_maintenance_steps_total",
+        names::MAINTENANCE_STEPS,
         "Maintenance steps by step and outcome."
     );
     metrics::describe_gauge!(
-        "aim_table_size_bytes",
+        names::TABLE_SIZE,
         metrics::Unit::Bytes,
         "Size of each analytics table with its partitions, indexes and TOAST, sampled by the maintenance run (published by the replica that runs it)."
     );
@@ -118,22 +119,18 @@ struct Scrape {
     process: metrics_process::Collector,
 }
 
-const POOL_CONNECTIONS: &str = "aim_db_pool_connections";
-const POOL_MAX: &str = "aim_db_pool_max_connections";
-const POOL_WAITING: &str = "aim_db_pool_waiting";
-
 fn describe_pools() {
     metrics::describe_gauge!(
-        POOL_CONNECTIONS,
+        names::DB_POOL_CONNECTIONS,
         "Open database connections by pool (api: requests; analytics: the writers) and state (idle, in_use)."
     );
-    metrics::describe_gauge!(POOL_MAX, "The pool's connection limit.");
+    metrics::describe_gauge!(names::DB_POOL_MAX, "The pool's connection limit.");
     metrics::describe_gauge!(
-        POOL_WAITING,
+        names::DB_POOL_WAITING,
         "Writers waiting for a connection of the analytics pool."
     );
     metrics::describe_counter!(
-        crate::error::POOL_TIMEOUTS,
+        names::DB_POOL_TIMEOUTS,
         "Requests that found no free connection within AIM_DB_ACQUIRE_TIMEOUT_MS."
     );
 }
@@ -145,17 +142,19 @@ async fn render(axum::extract::State(scrape): axum::extract::State<Scrape>) -> S
         pipeline.stats().export(pipeline.queue_depth());
         let pool = pipeline.pool_status();
         let idle = pool.available as f64;
-        metrics::gauge!(POOL_CONNECTIONS, "pool" => "analytics", "state" => "idle").set(idle);
-        metrics::gauge!(POOL_CONNECTIONS, "pool" => "analytics", "state" => "in_use")
+        metrics::gauge!(names::DB_POOL_CONNECTIONS, "pool" => "analytics", "state" => "idle")
+            .set(idle);
+        metrics::gauge!(names::DB_POOL_CONNECTIONS, "pool" => "analytics", "state" => "in_use")
             .set(pool.size.saturating_sub(pool.available) as f64);
-        metrics::gauge!(POOL_MAX, "pool" => "analytics").set(pool.max_size as f64);
-        metrics::gauge!(POOL_WAITING, "pool" => "analytics").set(pool.waiting as f64);
+        metrics::gauge!(names::DB_POOL_MAX, "pool" => "analytics").set(pool.max_size as f64);
+        metrics::gauge!(names::DB_POOL_WAITING, "pool" => "analytics").set(pool.waiting as f64);
     }
     let size = f64::from(scrape.db.size());
     let idle = scrape.db.num_idle() as f64;
-    metrics::gauge!(POOL_CONNECTIONS, "pool" => "api", "state" => "idle").set(idle);
-    metrics::gauge!(POOL_CONNECTIONS, "pool" => "api", "state" => "in_use").set(size - idle);
-    metrics::gauge!(POOL_MAX, "pool" => "api")
+    metrics::gauge!(names::DB_POOL_CONNECTIONS, "pool" => "api", "state" => "idle").set(idle);
+    metrics::gauge!(names::DB_POOL_CONNECTIONS, "pool" => "api", "state" => "in_use")
+        .set(size - idle);
+    metrics::gauge!(names::DB_POOL_MAX, "pool" => "api")
         .set(f64::from(scrape.db.options().get_max_connections()));
     scrape.process.collect();
     scrape.handle.render()

@@ -9,12 +9,12 @@ use std::path::Path;
 use anyhow::Context;
 use secrecy::SecretString;
 
-use crate::config::{Config, MIN_JWT_SECRET_BYTES};
+use crate::config::{AuthConfig, Config};
 
 const SECRET_FILE: &str = "jwt_secret";
 
 pub(crate) fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
-    if let Some(secret) = &config.jwt_secret {
+    if let Some(secret) = &config.auth.jwt_secret {
         return Ok(secret.clone());
     }
     let path = config.data_dir.join(SECRET_FILE);
@@ -65,10 +65,11 @@ fn read_or_generate(path: &Path) -> anyhow::Result<SecretString> {
 fn validate(path: &Path, text: String) -> anyhow::Result<SecretString> {
     let trimmed = text.trim();
     anyhow::ensure!(
-        trimmed.len() >= MIN_JWT_SECRET_BYTES,
-        "{} holds a secret shorter than {MIN_JWT_SECRET_BYTES} bytes; delete it to generate a \
+        trimmed.len() >= AuthConfig::MIN_JWT_SECRET_BYTES,
+        "{} holds a secret shorter than {} bytes; delete it to generate a \
          new one (tokens issued with it stop working) or set JWT_SECRET",
-        path.display()
+        path.display(),
+        AuthConfig::MIN_JWT_SECRET_BYTES
     );
     Ok(SecretString::from(trimmed.to_owned()))
 }

@@ -42,7 +42,7 @@ async fn serve_on(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let pool = database.pool(config).await?;
-    if config.auto_migrate {
+    if config.database.auto_migrate {
         aim_store::migrate(&pool)
             .await
             .context("applying migrations")?;
@@ -55,7 +55,7 @@ async fn serve_on(
         tracing::warn!(error = %e, "could not create api_calls partitions; the default partition takes the rows meanwhile");
     }
     let jwt_secret = secrets::jwt_secret(config)?;
-    let pipeline = if config.analytics_enabled {
+    let pipeline = if config.analytics.enabled {
         let writers = database
             .settings()
             .tokio_postgres()
@@ -68,7 +68,7 @@ async fn serve_on(
                 database.settings()
             )
         })?);
-        let pipeline = Pipeline::start(config.pipeline.clone(), writers)
+        let pipeline = Pipeline::start(config.analytics.pipeline.clone(), writers)
             .context("starting the analytics pipeline")?;
         Some(Arc::new(pipeline))
     } else {
@@ -79,12 +79,12 @@ async fn serve_on(
         .context("starting the password hasher")?;
     crate::bootstrap::on_start(&pool, state.passwords(), config).await?;
 
-    let listener = TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.http.listen)
         .await
-        .with_context(|| format!("binding AIM_LISTEN={}", config.listen))?;
-    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .with_context(|| format!("binding AIM_LISTEN={}", config.http.listen))?;
+    let metrics_listener = TcpListener::bind(config.http.metrics_listen)
         .await
-        .with_context(|| format!("binding AIM_METRICS_LISTEN={}", config.metrics_listen))?;
+        .with_context(|| format!("binding AIM_METRICS_LISTEN={}", config.http.metrics_listen))?;
 
     let tracker = TaskTracker::new();
     metrics_server::spawn(
@@ -116,14 +116,14 @@ async fn serve_on(
     });
 
     tracing::info!(
-        listen = %config.listen,
-        metrics = %config.metrics_listen,
+        listen = %config.http.listen,
+        metrics = %config.http.metrics_listen,
         environment = config.environment.as_str(),
         "aim is serving; stop it with Ctrl-C or SIGTERM"
     );
     let server = axum::serve(
         listener,
-        app_with_cors(state, &config.cors_origins)
+        app_with_cors(state, &config.http.cors_origins)
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned())

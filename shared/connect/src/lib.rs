@@ -9,79 +9,17 @@
 //! are the system's plus an optional CA file. No OpenSSL. What a server's error means to each
 //! kind of caller is read in one table, [`sqlstate`].
 
+mod client;
+mod error;
 mod settings;
 pub mod sqlstate;
+mod ssl_mode;
 mod tls;
 
+pub use client::{Tls, TokioPostgres};
+pub use error::SettingsError;
 pub use settings::{
-    APPLICATION_NAME, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_USER, DatabaseSettings, Host,
-    SettingsError, SslMode, parse_port,
+    APPLICATION_NAME, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_USER, DatabaseSettings, Host, parse_port,
 };
-pub use tls::{TlsError, install_crypto_provider};
-
-/// The rustls connector every tokio-postgres connection of the service uses.
-#[derive(Clone)]
-pub struct Tls(tokio_postgres_rustls::MakeRustlsConnect);
-
-impl<S> tokio_postgres::tls::MakeTlsConnect<S> for Tls
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    type Stream = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Stream;
-    type TlsConnect = <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::TlsConnect;
-    type Error =
-        <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<S>>::Error;
-
-    fn make_tls_connect(&mut self, hostname: &str) -> Result<Self::TlsConnect, Self::Error> {
-        // tokio-postgres asks for a connector even on a Unix socket, whose host name is empty
-        // and which never uses TLS (its sslmode is disable); any valid name does.
-        let name = if hostname.is_empty() {
-            "localhost"
-        } else {
-            hostname
-        };
-        tokio_postgres::tls::MakeTlsConnect::<S>::make_tls_connect(&mut self.0, name)
-    }
-}
-
-/// What a tokio-postgres connection needs: the options and the TLS connector, built together
-/// by [`DatabaseSettings::tokio_postgres`] so they cannot disagree.
-#[derive(Clone)]
-pub struct TokioPostgres {
-    pub config: tokio_postgres::Config,
-    pub tls: Tls,
-}
-
-impl TokioPostgres {
-    /// Opens one connection and drives it on a task of its own until the client is dropped.
-    ///
-    /// # Errors
-    /// The connection's error: unreachable, TLS refused or unverifiable, authentication.
-    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(self.tls.clone()).await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "database connection closed with an error");
-            }
-        });
-        Ok(client)
-    }
-}
-
-impl std::fmt::Debug for TokioPostgres {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // tokio-postgres' own Debug already redacts the password.
-        f.debug_struct("TokioPostgres")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Whether an I/O error is rustls refusing the server (a certificate that does not verify, a
-/// protocol it will not speak) rather than the network failing: waiting will not fix it, so
-/// callers report it at once instead of retrying.
-pub fn is_tls_refusal(error: &std::io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<rustls::Error>())
-}
+pub use ssl_mode::SslMode;
+pub use tls::{TlsError, install_crypto_provider, is_tls_refusal};

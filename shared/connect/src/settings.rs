@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
+use crate::client::{Tls, TokioPostgres};
+use crate::error::SettingsError;
+use crate::ssl_mode::SslMode;
 use crate::tls::{self, TlsError};
 
 pub const DEFAULT_PORT: u16 = 5432;
@@ -15,50 +18,6 @@ pub const DEFAULT_USER: &str = "postgres";
 pub const DEFAULT_HOST: &str = "localhost";
 /// What the server sees in `pg_stat_activity.application_name`.
 pub const APPLICATION_NAME: &str = "aim";
-
-/// libpq's `sslmode`, with libpq's meanings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SslMode {
-    /// Plain TCP only.
-    Disable,
-    /// TLS when the server offers it, plain otherwise; the certificate is not checked.
-    #[default]
-    Prefer,
-    /// TLS or nothing; the certificate is not checked (unless a root certificate is given,
-    /// which makes it `verify-ca`, as in libpq).
-    Require,
-    /// TLS, and the server's certificate must chain to a trusted root; its host name is not
-    /// checked.
-    VerifyCa,
-    /// TLS, a trusted chain, and a certificate issued for the host we connect to.
-    VerifyFull,
-}
-
-impl SslMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Disable => "disable",
-            Self::Prefer => "prefer",
-            Self::Require => "require",
-            Self::VerifyCa => "verify-ca",
-            Self::VerifyFull => "verify-full",
-        }
-    }
-}
-
-impl std::str::FromStr for SslMode {
-    type Err = SettingsError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "disable" => Ok(Self::Disable),
-            "prefer" => Ok(Self::Prefer),
-            "require" => Ok(Self::Require),
-            "verify-ca" => Ok(Self::VerifyCa),
-            "verify-full" => Ok(Self::VerifyFull),
-            other => Err(SettingsError::SslMode(other.to_owned())),
-        }
-    }
-}
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,26 +28,6 @@ pub enum Host {
     /// a socket, as in libpq.
     Socket(PathBuf),
 }
-
-/// A setting that cannot be used. Messages never quote a URL or a password.
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error("not a PostgreSQL URL ({0}); expected postgres://user:password@host:port/database")]
-    Url(String),
-    #[error("unsupported URL parameter {0:?} (supported: {SUPPORTED_PARAMETERS})")]
-    Parameter(String),
-    #[error("sslmode {0:?} is not one of disable, prefer, require, verify-ca, verify-full")]
-    SslMode(String),
-    #[error("port {0:?} is not a number from 1 to 65535")]
-    Port(String),
-    #[error("{0} is not valid UTF-8 once percent-decoded")]
-    Encoding(&'static str),
-    #[error("no host given")]
-    NoHost,
-}
-
-const SUPPORTED_PARAMETERS: &str =
-    "host, port, user, password, dbname, sslmode, sslrootcert, application_name";
 
 /// Everything needed to reach the database. The password is a `SecretString`: `Debug` and
 /// `Display` never show it.
@@ -217,7 +156,7 @@ impl DatabaseSettings {
     ///
     /// # Errors
     /// [`TlsError`] when the root certificates cannot be read.
-    pub fn tokio_postgres(&self) -> Result<crate::TokioPostgres, TlsError> {
+    pub fn tokio_postgres(&self) -> Result<TokioPostgres, TlsError> {
         let mut config = tokio_postgres::Config::new();
         match &self.host {
             Host::Tcp(host) => config.host(host),
@@ -240,9 +179,9 @@ impl DatabaseSettings {
             config.password(password.expose_secret());
         }
         let tls = tls::client_config(self.effective_ssl_mode(), self.ssl_root_cert.as_deref())?;
-        Ok(crate::TokioPostgres {
+        Ok(TokioPostgres {
             config,
-            tls: crate::Tls(tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
+            tls: Tls(tokio_postgres_rustls::MakeRustlsConnect::new(tls)),
         })
     }
 
@@ -417,7 +356,7 @@ mod tests {
         assert_eq!(sqlx.get_username(), "u");
         assert_eq!(sqlx.get_database(), Some("app"));
         assert!(matches!(sqlx.get_ssl_mode(), PgSslMode::VerifyCa));
-        crate::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let pg = s.tokio_postgres().expect("system roots load");
         assert_eq!(
             pg.config.get_hosts(),

@@ -17,7 +17,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::SslMode;
+use crate::ssl_mode::SslMode;
 
 /// Root certificates that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -217,4 +217,13 @@ impl ServerCertVerifier for ChainOnly {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
     }
+}
+
+/// Whether an I/O error is rustls refusing the server (a certificate that does not verify, a
+/// protocol it will not speak) rather than the network failing: waiting will not fix it, so
+/// callers report it at once instead of retrying.
+pub fn is_tls_refusal(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<rustls::Error>())
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Error;
+use crate::error::Error;
 
 const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
 

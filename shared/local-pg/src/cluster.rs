@@ -11,8 +11,8 @@ use std::process::Output;
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
-use crate::Error;
 use crate::binaries::Binaries;
+use crate::error::Error;
 use crate::lock::DataDirLock;
 use crate::privileges::RunAs;
 

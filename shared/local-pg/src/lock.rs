@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use crate::Error;
+use crate::error::Error;
 
 const LOCK_FILE: &str = "aim.lock";
 

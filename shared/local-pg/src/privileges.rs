@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Uid, User};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The identity the server's processes are started with, when it differs from ours.
 #[derive(Debug, Clone)]

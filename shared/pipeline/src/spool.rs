@@ -14,24 +14,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-use crate::event::CallRow;
+pub use frame::SpooledBatch;
 
 /// A segment is sealed and a new one started past this size.
 const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 const QUARANTINE: &str = "quarantine";
-
-/// One spooled batch: replayed under its original id, so the ledger can tell whether it was
-/// already applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpooledBatch {
-    pub batch_id: Uuid,
-    /// Unix milliseconds when it was spooled; past the maximum age it is dropped, not replayed.
-    pub spooled_at_ms: i64,
-    pub rows: Vec<CallRow>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -249,7 +236,10 @@ pub fn expired(batch: &SpooledBatch, now_ms: i64, max_age: Duration) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
+    use crate::event::CallRow;
 
     pub(crate) fn batch(rows: usize) -> SpooledBatch {
         SpooledBatch {

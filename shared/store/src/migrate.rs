@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use sqlx::PgPool;
 use sqlx::migrate::{Migrate, Migrator};
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// Every migration of the schema, in order.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");

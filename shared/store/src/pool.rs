@@ -8,7 +8,7 @@ use aim_connect::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 /// How big the pool is and how long a request may wait for a connection before the database
 /// counts as unavailable.
@@ -68,7 +68,8 @@ pub async fn connect(
         match pool_options(settings).connect_with(options.clone()).await {
             Ok(pool) => return Ok(pool),
             Err(e)
-                if crate::is_unavailable(&e) && tokio::time::Instant::now() + delay < deadline =>
+                if crate::error::is_unavailable(&e)
+                    && tokio::time::Instant::now() + delay < deadline =>
             {
                 tracing::warn!(error = %e, retry_in = ?delay, "database not reachable yet");
                 tokio::time::sleep(delay).await;

@@ -213,7 +213,7 @@ impl Finished {
         let p = self.pending;
         let Some(who) = p.state.attribution.get().copied() else {
             metrics::counter!(
-                "aim_http_requests_unattributed_total",
+                crate::metric_names::HTTP_UNATTRIBUTED,
                 "route" => p.endpoint.to_string(),
                 "status" => self.status.to_string(),
             )

@@ -5,27 +5,24 @@ use std::hash::{Hash, Hasher};
 use std::sync::{LazyLock, RwLock};
 use std::time::Instant;
 
+use crate::metric_names::{HTTP_IN_FLIGHT, HTTP_REQUEST_DURATION, HTTP_REQUESTS};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram};
 
-const REQUESTS: &str = "aim_http_requests_total";
-const DURATION: &str = "aim_http_request_duration_seconds";
-const IN_FLIGHT: &str = "aim_http_requests_in_flight";
-
 /// Names and help texts, registered once with the exporter.
 pub fn describe() {
     metrics::describe_counter!(
-        REQUESTS,
+        HTTP_REQUESTS,
         "HTTP requests answered, by method, route template and status class."
     );
     metrics::describe_histogram!(
-        DURATION,
+        HTTP_REQUEST_DURATION,
         metrics::Unit::Seconds,
         "Time from the request's arrival to its response headers, by method, route template and status class."
     );
-    metrics::describe_gauge!(IN_FLIGHT, "HTTP requests being handled.");
+    metrics::describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being handled.");
 }
 
 /// One labelled series: method, route template, status class.
@@ -84,8 +81,8 @@ fn record_series(method: &'static str, route: &str, status: &'static str, second
         ("status", status.to_owned()),
     ];
     let handles = (
-        metrics::counter!(REQUESTS, &labels),
-        metrics::histogram!(DURATION, &labels),
+        metrics::counter!(HTTP_REQUESTS, &labels),
+        metrics::histogram!(HTTP_REQUEST_DURATION, &labels),
     );
     handles.0.increment(1);
     handles.1.record(seconds);
@@ -101,7 +98,7 @@ fn record_series(method: &'static str, route: &str, status: &'static str, second
     }
 }
 
-static IN_FLIGHT_GAUGE: LazyLock<Gauge> = LazyLock::new(|| metrics::gauge!(IN_FLIGHT));
+static IN_FLIGHT_GAUGE: LazyLock<Gauge> = LazyLock::new(|| metrics::gauge!(HTTP_IN_FLIGHT));
 
 /// Decrements the in-flight gauge however the request ends (answered, or dropped by a client
 /// that went away).

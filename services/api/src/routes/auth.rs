@@ -19,7 +19,7 @@ use crate::auth::password::MAX_PASSWORD_LEN;
 use crate::auth::{ClientMeta, Principal};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::ApiJson;
-use crate::routes::FieldErrors;
+use crate::routes::validation::FieldErrors;
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -103,7 +103,7 @@ async fn login(
             credentials.as_ref().map(|c| c.password_hash.as_str()),
         )
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let anonymous = Actor {
         kind: ActorKind::Anonymous,
         id: None,
@@ -167,7 +167,7 @@ async fn issue_pair(
     let issue = |typ| {
         tokens
             .issue(typ, user, organization, role)
-            .map_err(|e| ApiError::Internal(e.to_string()))
+            .map_err(|e| ApiError::Internal(e.into()))
     };
     let access = issue(TokenType::Access)?;
     let refresh = issue(TokenType::Refresh)?;

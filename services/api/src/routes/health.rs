@@ -48,7 +48,7 @@ async fn live() -> Json<Live> {
 async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     aim_store::ping(state.db()?, DB_PROBE_TIMEOUT)
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
     Ok(Json(Ready {
         status: "ready",
         database: "healthy",

@@ -17,7 +17,8 @@ use crate::auth::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::auth::{ClientMeta, Principal};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::routes::{FieldErrors, Pagination, Paging, valid_email};
+use crate::routes::paging::{Pagination, Paging};
+use crate::routes::validation::{FieldErrors, valid_email};
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -102,7 +103,7 @@ async fn create_user(
         .passwords()
         .hash(&body.password)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let user = aim_store::users::create(
         state.db()?,
         principal.organization_id(),

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::ApiQuery;
-use crate::routes::{Pagination, Paging};
+use crate::routes::paging::{Pagination, Paging};
 use crate::state::AppState;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

@@ -70,8 +70,8 @@ fn state(
     database: &DatabaseSettings,
     spool: &std::path::Path,
 ) -> (AppState, Option<Arc<Pipeline>>) {
-    let pipeline = config.analytics_enabled.then(|| {
-        let mut sizing = config.pipeline.clone();
+    let pipeline = config.analytics.enabled.then(|| {
+        let mut sizing = config.analytics.pipeline.clone();
         sizing.spool_dir = spool.to_path_buf();
         sizing.flush_after = std::time::Duration::from_millis(20);
         let writers = database.tokio_postgres().expect("TLS settings");
@@ -173,7 +173,7 @@ impl TestApp {
         let spool = tempfile::tempdir().expect("spool");
         let (state, pipeline) = state(pool.clone(), &config, &db.settings(), spool.path());
         Self {
-            router: app_with_cors(state, &config.cors_origins),
+            router: app_with_cors(state, &config.http.cors_origins),
             pool,
             proxy: None,
             pipeline,

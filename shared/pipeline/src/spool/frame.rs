@@ -2,7 +2,20 @@
 //! a postcard-encoded [`SpooledBatch`]. The length lets a reader skip a frame whose checksum
 //! fails; a frame shorter than its length is a torn write, the end of what can be read.
 
-use super::{SpoolError, SpooledBatch};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::event::CallRow;
+
+/// One spooled batch: replayed under its original id, so the ledger can tell whether it was
+/// already applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpooledBatch {
+    pub batch_id: Uuid,
+    /// Unix milliseconds when it was spooled; past the maximum age it is dropped, not replayed.
+    pub spooled_at_ms: i64,
+    pub rows: Vec<CallRow>,
+}
 
 pub const HEADER_BYTES: usize = 8;
 /// A length beyond this cannot be ours (batches are far smaller), so the length itself is
@@ -10,11 +23,10 @@ pub const HEADER_BYTES: usize = 8;
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024 * 1024;
 
 /// # Errors
-/// [`SpoolError::Encode`] if postcard cannot encode the batch.
-pub fn encode(batch: &SpooledBatch) -> Result<Vec<u8>, SpoolError> {
+/// postcard's error if it cannot encode the batch (or the payload outgrows a `u32`).
+pub fn encode(batch: &SpooledBatch) -> Result<Vec<u8>, postcard::Error> {
     let payload = postcard::to_stdvec(batch)?;
-    let len = u32::try_from(payload.len())
-        .map_err(|_| SpoolError::Encode(postcard::Error::SerializeBufferFull))?;
+    let len = u32::try_from(payload.len()).map_err(|_| postcard::Error::SerializeBufferFull)?;
     let mut frame = Vec::with_capacity(HEADER_BYTES + payload.len());
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());

@@ -14,8 +14,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::OnceCell;
 use url::Url;
 
-use super::{FaultProxy, Upstream};
-use crate::MIGRATOR;
+use super::proxy::{FaultProxy, Upstream};
+use crate::migrate::MIGRATOR;
 
 /// Serialises template creation and stale-database cleanup across test processes.
 const TEMPLATE_LOCK_KEY: i64 = 0x0041_494d_7465_7374; // "AIMtest"

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::routes::Pagination;
+use crate::routes::paging::Pagination;
 use crate::state::AppState;
 
 const MIB: f64 = 1024.0 * 1024.0;

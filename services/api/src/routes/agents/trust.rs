@@ -1,0 +1,110 @@
+//! An agent's trust score: set by a manager (recorded in `trust_score_history` in the same
+//! transaction) and its history.
+
+use aim_store::model::{Agent, Role, TrustScoreChange};
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::{ClientMeta, Principal};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::paging::Pagination;
+use crate::routes::validation::FieldErrors;
+use crate::state::AppState;
+
+use super::access::{visible_agent, with_last_calls};
+use super::checks::valid_score;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(set_trust_score))
+        .routes(routes!(trust_history))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+struct SetTrustScore {
+    /// 0.0–1.0.
+    trust_score: f64,
+    /// Why; recorded in the history.
+    reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct TrustScoreChanged {
+    agent: Agent,
+    previous_score: f64,
+    trust_score: f64,
+}
+
+/// Sets an agent's trust score; the change, the previous score, the reason and who made it are
+/// recorded in `trust_score_history` in the same transaction.
+#[utoipa::path(put, path = "/api/v1/agents/{id}/trust-score", tag = "agents", params(("id" = Uuid, Path)),
+    request_body = SetTrustScore, security(("bearer" = [])), responses(
+    (status = 200, body = TrustScoreChanged),
+    (status = 403, body = ErrorEnvelope),
+    (status = 404, body = ErrorEnvelope),
+    (status = 422, body = ErrorEnvelope),
+))]
+async fn set_trust_score(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: ClientMeta,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<SetTrustScore>,
+) -> Result<Json<TrustScoreChanged>, ApiError> {
+    principal.user_with(Role::Manager)?;
+    let mut errors = FieldErrors::default();
+    errors.check(
+        valid_score(body.trust_score),
+        "trust_score",
+        "must be between 0.0 and 1.0",
+    );
+    errors.text(&body.reason, "reason", 1, 500);
+    errors.finish()?;
+    let (mut agent, previous_score) = aim_store::agents::set_trust_score(
+        state.db()?,
+        principal.organization_id(),
+        id,
+        body.trust_score,
+        body.reason.trim(),
+        &principal.actor(&meta),
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    with_last_calls(&state, std::slice::from_mut(&mut agent)).await?;
+    Ok(Json(TrustScoreChanged {
+        trust_score: agent.trust_score,
+        agent,
+        previous_score,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct TrustHistory {
+    history: Vec<TrustScoreChange>,
+}
+
+/// An agent's trust-score changes, newest first, the initial score included.
+#[utoipa::path(get, path = "/api/v1/agents/{id}/trust-history", tag = "agents",
+    params(("id" = Uuid, Path), Pagination), security(("bearer" = [])), responses(
+    (status = 200, body = TrustHistory),
+    (status = 404, body = ErrorEnvelope),
+))]
+async fn trust_history(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(pagination): ApiQuery<Pagination>,
+) -> Result<Json<TrustHistory>, ApiError> {
+    let page = pagination.page()?;
+    let agent = visible_agent(&state, &principal, id).await?;
+    let history =
+        aim_store::agents::trust_history(state.db()?, agent.organization_id, agent.id, page)
+            .await?;
+    Ok(Json(TrustHistory { history }))
+}

@@ -1,0 +1,144 @@
+//! `verify-action`: the decision rule and the recorded verification.
+
+use aim_store::model::{AgentStatus, Role, VerificationEvent, VerificationStatus};
+use aim_store::verifications::NewVerification;
+use axum::Json;
+use axum::extract::State;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::extract::{ApiJson, ApiPath};
+use crate::routes::validation::FieldErrors;
+use crate::state::AppState;
+
+use super::access::visible_agent;
+use super::checks::check_object;
+
+/// A verified agent needs at least this trust score for its actions to be allowed.
+pub const MIN_TRUST_FOR_SUCCESS: f64 = 0.5;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify_action))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+struct VerifyAction {
+    /// What the agent wants to do, e.g. `read:customer_records`.
+    action: String,
+    /// What it wants to do it to.
+    resource: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    context: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Verification {
+    /// True when `status` is `success`.
+    allowed: bool,
+    #[serde(flatten)]
+    event: VerificationEvent,
+}
+
+/// The rule: a verified agent with a trust score of at least 0.5 is allowed (`success`); a
+/// verified agent below it is refused (`failed`); a pending agent is `pending`; a suspended or
+/// revoked agent is refused (`failed`).
+pub fn decide(status: AgentStatus, trust_score: f64) -> (VerificationStatus, &'static str) {
+    match status {
+        AgentStatus::Verified if trust_score >= MIN_TRUST_FOR_SUCCESS => {
+            (VerificationStatus::Success, "agent is verified and trusted")
+        }
+        AgentStatus::Verified => (VerificationStatus::Failed, "trust score is below 0.5"),
+        AgentStatus::Pending => (
+            VerificationStatus::Pending,
+            "agent is awaiting verification",
+        ),
+        AgentStatus::Suspended => (VerificationStatus::Failed, "agent is suspended"),
+        AgentStatus::Revoked => (VerificationStatus::Failed, "agent is revoked"),
+    }
+}
+
+/// Decides whether the agent may perform an action and records the decision as a verification
+/// event. Called by the agent itself (with its key) or by a member+ user of its organization.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/verify-action", tag = "agents", params(("id" = Uuid, Path)),
+    request_body = VerifyAction, security(("bearer" = [])), responses(
+    (status = 200, body = Verification),
+    (status = 403, body = ErrorEnvelope),
+    (status = 404, body = ErrorEnvelope),
+    (status = 422, body = ErrorEnvelope),
+))]
+async fn verify_action(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<VerifyAction>,
+) -> Result<Json<Verification>, ApiError> {
+    let started_at = Utc::now();
+    let clock = std::time::Instant::now();
+    if let Principal::User { .. } = principal {
+        principal.user_with(Role::Member)?;
+    }
+    let mut errors = FieldErrors::default();
+    errors.text(&body.action, "action", 1, 200);
+    if let Some(resource) = &body.resource {
+        errors.text(resource, "resource", 1, 500);
+    }
+    check_object(&mut errors, "context", body.context.as_ref());
+    errors.finish()?;
+    let agent = visible_agent(&state, &principal, id).await?;
+    let (status, reason) = decide(agent.status, agent.trust_score);
+    let event = aim_store::verifications::record(
+        state.db()?,
+        NewVerification {
+            organization_id: agent.organization_id,
+            agent_id: agent.id,
+            action: body.action.trim().to_owned(),
+            resource: body.resource.map(|r| r.trim().to_owned()),
+            context: body.context,
+            status,
+            reason: reason.to_owned(),
+            duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
+            started_at,
+            rollups: state.pipeline().is_some(),
+        },
+    )
+    .await?;
+    Ok(Json(Verification {
+        allowed: status == VerificationStatus::Success,
+        event,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decision_rule_is_the_documented_one() {
+        assert_eq!(
+            decide(AgentStatus::Verified, 0.5).0,
+            VerificationStatus::Success
+        );
+        assert_eq!(
+            decide(AgentStatus::Verified, 0.49).0,
+            VerificationStatus::Failed
+        );
+        assert_eq!(
+            decide(AgentStatus::Pending, 1.0).0,
+            VerificationStatus::Pending
+        );
+        assert_eq!(
+            decide(AgentStatus::Suspended, 1.0).0,
+            VerificationStatus::Failed
+        );
+        assert_eq!(
+            decide(AgentStatus::Revoked, 1.0).0,
+            VerificationStatus::Failed
+        );
+    }
+}
