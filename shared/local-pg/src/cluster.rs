@@ -2,25 +2,20 @@
 //! hand out its URL, stop on exit.
 //!
 //! Layout under the data folder: `pg/` (the cluster), `run/` (its Unix socket, unless that
-//! path would be too long, see [`socket_dir`]), `postgres.log`, `aim.lock`.
+//! path would be too long, see `layout::socket_dir`), `postgres.log`, `aim.lock`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 use crate::binaries::Binaries;
 use crate::error::Error;
+use crate::layout::{Layout, SUPERUSER};
 use crate::lock::DataDirLock;
 use crate::privileges::RunAs;
 
-/// `sun_path` holds 108 bytes including the terminating NUL.
-const MAX_SOCKET_PATH: usize = 107;
-/// The socket file is named after the port even when no TCP listener is open.
-const DEFAULT_PORT: u16 = 5432;
-const SUPERUSER: &str = "postgres";
 /// Settings aim owns are kept in their own file, rewritten at every start, so an operator's
 /// edits to `postgresql.conf` survive.
 const AIM_CONF: &str = "aim.conf";
@@ -86,61 +81,6 @@ pub struct LocalCluster {
     stopped: bool,
 }
 
-#[derive(Debug, Clone)]
-struct Layout {
-    data_dir: PathBuf,
-    pgdata: PathBuf,
-    socket_dir: PathBuf,
-    log_file: PathBuf,
-    port: u16,
-    tcp: bool,
-    database: String,
-    niceness: Option<u8>,
-}
-
-impl Layout {
-    fn new(options: &ClusterOptions) -> Result<Self, Error> {
-        let data_dir = std::path::absolute(&options.data_dir)
-            .map_err(Error::io("resolving", &options.data_dir))?;
-        let port = options.tcp_port.unwrap_or(DEFAULT_PORT);
-        Ok(Self {
-            pgdata: data_dir.join("pg"),
-            socket_dir: socket_dir(&data_dir, port),
-            log_file: data_dir.join("postgres.log"),
-            port,
-            tcp: options.tcp_port.is_some(),
-            database: options.database.clone(),
-            niceness: options.niceness,
-            data_dir,
-        })
-    }
-
-    fn socket_file(&self) -> PathBuf {
-        self.socket_dir.join(format!(".s.PGSQL.{}", self.port))
-    }
-
-    /// `database` is one of our own names (`aim`, `postgres`), so only the query needs encoding.
-    fn url_for(&self, database: &str) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("host", &self.socket_dir.to_string_lossy())
-            .append_pair("port", &self.port.to_string())
-            .finish();
-        format!("postgres://{SUPERUSER}@localhost/{database}?{query}")
-    }
-}
-
-/// The socket folder sits beside the cluster when its path fits in `sun_path`; otherwise under
-/// `/tmp`, named after a hash of the data folder so each data folder keeps its own.
-fn socket_dir(data_dir: &Path, port: u16) -> PathBuf {
-    let local = data_dir.join("run");
-    let socket_len = local.join(format!(".s.PGSQL.{port}")).as_os_str().len();
-    if socket_len <= MAX_SOCKET_PATH {
-        return local;
-    }
-    let digest = Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
-    PathBuf::from("/tmp").join(format!("aim-pg-{}", &hex::encode(digest)[..16]))
-}
-
 impl LocalCluster {
     /// Takes the data folder's lock, then initialises the cluster if needed and starts it (or
     /// adopts a server left running by a crash of the previous owner).
@@ -149,7 +89,12 @@ impl LocalCluster {
     /// [`Error::Locked`] when another `aim` owns the folder; the other variants when the
     /// binaries, the `postgres` user, the folders or the server itself fail.
     pub async fn start(options: &ClusterOptions) -> Result<Self, Error> {
-        let layout = Layout::new(options)?;
+        let layout = Layout::new(
+            options.data_dir.as_path(),
+            options.tcp_port,
+            &options.database,
+            options.niceness,
+        )?;
         create_dir(&layout.data_dir)?;
         let lock = DataDirLock::acquire(&layout.data_dir)?;
         Self::start_locked(options, layout, lock).await
@@ -161,7 +106,12 @@ impl LocalCluster {
     /// # Errors
     /// As [`LocalCluster::start`]; [`Error::Locked`] only when the owner's server is not up.
     pub async fn attach(options: &ClusterOptions) -> Result<Attached, Error> {
-        let layout = Layout::new(options)?;
+        let layout = Layout::new(
+            options.data_dir.as_path(),
+            options.tcp_port,
+            &options.database,
+            options.niceness,
+        )?;
         create_dir(&layout.data_dir)?;
         match DataDirLock::acquire(&layout.data_dir) {
             Ok(lock) => Ok(Attached::Owner(Box::new(
@@ -478,42 +428,4 @@ impl Drop for LocalCluster {
 
 fn create_dir(path: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(path).map_err(Error::io("creating", path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_data_dirs_keep_their_socket_beside_the_cluster() {
-        let dir = Path::new("/work/app/.aim");
-        assert_eq!(socket_dir(dir, 5432), dir.join("run"));
-    }
-
-    #[test]
-    fn long_data_dirs_put_their_socket_under_tmp() {
-        let long = PathBuf::from(format!("/{}", "d".repeat(120)));
-        let chosen = socket_dir(&long, 5432);
-        assert!(chosen.starts_with("/tmp"), "{chosen:?}");
-        assert!(chosen.join(".s.PGSQL.5432").as_os_str().len() <= MAX_SOCKET_PATH);
-        let other = socket_dir(&PathBuf::from(format!("/{}", "e".repeat(120))), 5432);
-        assert_ne!(chosen, other, "each data folder has its own socket folder");
-    }
-
-    #[test]
-    fn url_points_at_the_socket_folder() {
-        let layout = Layout::new(&ClusterOptions {
-            data_dir: PathBuf::from("/srv/aim"),
-            tcp_port: None,
-            database: "aim".into(),
-            path_var: None,
-            niceness: None,
-        })
-        .expect("layout");
-        let url = url::Url::parse(&layout.url_for("aim")).expect("valid URL");
-        assert_eq!(url.path(), "/aim");
-        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        assert!(pairs.contains(&("host".into(), "/srv/aim/run".into())));
-        assert!(pairs.contains(&("port".into(), "5432".into())));
-    }
 }

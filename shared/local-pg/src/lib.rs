@@ -9,6 +9,7 @@
 mod binaries;
 mod cluster;
 mod error;
+mod layout;
 mod lock;
 mod privileges;
 
