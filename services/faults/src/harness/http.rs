@@ -1,6 +1,7 @@
 //! The suites' HTTP client: plain requests, numbered load calls, and reads of the service's
 //! Prometheus metrics.
 
+use aim_pipeline::stats::names;
 use anyhow::bail;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -65,19 +66,9 @@ pub(crate) fn json(bytes: &Bytes) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(bytes)?)
 }
 
+/// The sum of a metric's series.
 pub(crate) async fn metric(http: &Http, port: u16, name: &str) -> anyhow::Result<f64> {
-    let (_, text) = get(
-        http,
-        &format!("http://127.0.0.1:{port}/metrics"),
-        None,
-        None,
-    )
-    .await?;
-    Ok(String::from_utf8_lossy(&text)
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    metric_labelled(http, port, name, "").await
 }
 
 /// The sum of a metric's series whose labels contain `label`.
@@ -96,7 +87,9 @@ pub(crate) async fn metric_labelled(
     .await?;
     Ok(String::from_utf8_lossy(&text)
         .lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && l.contains(label)
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
 }
@@ -113,10 +106,10 @@ pub(crate) async fn drained(
     while started.elapsed() < within {
         let mut pending = 0.0;
         for name in [
-            "aim_analytics_queue_depth",
-            "aim_analytics_events_in_flight",
-            "aim_analytics_spool_frames",
-            "aim_analytics_spool_bytes",
+            names::QUEUE_DEPTH,
+            names::EVENTS_IN_FLIGHT,
+            names::SPOOL_FRAMES,
+            names::SPOOL_BYTES,
         ] {
             pending += metric(http, metrics_port, name).await.unwrap_or(1.0);
         }

@@ -12,6 +12,7 @@ use crate::harness::http::{Http, get, http_client, json, metric};
 use crate::harness::load::{Observed, Target, load, sustained_rate};
 use crate::harness::oracle::{connect, oracle};
 use crate::harness::service::{EMAIL, JWT_SECRET, PASSWORD, Service, free_port};
+use aim_pipeline::stats::names;
 
 pub(crate) struct Suite {
     pub(crate) _work: tempfile::TempDir,
@@ -179,13 +180,9 @@ pub(crate) async fn report(
     extra: &[(&str, String)],
 ) -> anyhow::Result<(u64, u64)> {
     let (lost, duplicated, rows) = oracle(&s.service.database_url, &observed.answered).await?;
-    let dropped = metric(
-        &s.http,
-        s.service.metrics_port,
-        "aim_analytics_events_dropped_total",
-    )
-    .await
-    .unwrap_or(f64::NAN);
+    let dropped = metric(&s.http, s.service.metrics_port, names::EVENTS_DROPPED_TOTAL)
+        .await
+        .unwrap_or(f64::NAN);
     println!("requests sent: {}", observed.sent);
     println!("requests answered: {}", observed.answered.len());
     println!("rows with a fault- request id: {rows}");

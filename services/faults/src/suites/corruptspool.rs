@@ -11,6 +11,7 @@ use crate::harness::http::{drained, metric_labelled};
 use crate::harness::oracle::{fault_id, stored_ids};
 use crate::harness::report::{drain_text, mark, mib};
 use crate::harness::suite::{Suite, finish, finish_suite, report, start_load};
+use aim_pipeline::stats::names;
 
 pub(crate) const SUMMARY: &str = "a damaged spool replayed after a restart";
 
@@ -132,7 +133,7 @@ pub(crate) async fn run(mut s: Suite) -> anyhow::Result<bool> {
     let corrupt = metric_labelled(
         &s.http,
         s.service.metrics_port,
-        "aim_analytics_events_dropped_total",
+        names::EVENTS_DROPPED_TOTAL,
         "spool_corrupt",
     )
     .await?;

@@ -7,6 +7,7 @@ use crate::harness::http::{drained, metric};
 use crate::harness::report::{mark, mib};
 use crate::harness::service::{Service, free_port};
 use crate::harness::suite::{Suite, finish, finish_suite, report, start_load_on};
+use aim_pipeline::stats::names;
 
 pub(crate) const SUMMARY: &str = "three replicas on one database, the load spread";
 
@@ -44,7 +45,7 @@ pub(crate) async fn run(s: Suite) -> anyhow::Result<bool> {
     let mut dropped = metric(
         &s.http,
         s.service.metrics_port,
-        "aim_analytics_events_dropped_total",
+        names::EVENTS_DROPPED_TOTAL,
     )
     .await?;
     for replica in &others {
@@ -52,7 +53,7 @@ pub(crate) async fn run(s: Suite) -> anyhow::Result<bool> {
         dropped += metric(
             &s.http,
             replica.metrics_port,
-            "aim_analytics_events_dropped_total",
+            names::EVENTS_DROPPED_TOTAL,
         )
         .await?;
         peak_rss.push(replica.peak_rss_kib());

@@ -6,6 +6,7 @@ use crate::harness::http::{drained, metric};
 use crate::harness::oracle::connect;
 use crate::harness::report::{RouteLatency, drain_text, mark, mib, rss_ok, write_samples};
 use crate::harness::suite::{Suite, finish, finish_suite, report, start_load};
+use aim_pipeline::stats::names;
 
 pub(crate) const SUMMARY: &str = "tables locked for 10 s, then writes delayed, under load";
 
@@ -67,19 +68,19 @@ pub(crate) async fn run(s: Suite) -> anyhow::Result<bool> {
     let spooled = metric(
         &s.http,
         s.service.metrics_port,
-        "aim_analytics_events_spooled_total",
+        names::EVENTS_SPOOLED_TOTAL,
     )
     .await?;
     let dropped = metric(
         &s.http,
         s.service.metrics_port,
-        "aim_analytics_events_dropped_total",
+        names::EVENTS_DROPPED_TOTAL,
     )
     .await?;
     let spilled = metric(
         &s.http,
         s.service.metrics_port,
-        "aim_analytics_events_spilled_total",
+        names::EVENTS_SPILLED_TOTAL,
     )
     .await?;
     let rss = s.service.peak_rss_kib();

@@ -6,6 +6,7 @@ use aim_local_pg::ShutdownMode;
 use crate::harness::http::{drained, get, metric, metric_labelled};
 use crate::harness::report::{drain_text, mark, mib};
 use crate::harness::suite::{Suite, finish, finish_suite, report, start_load};
+use aim_pipeline::stats::names;
 
 pub(crate) const SUMMARY: &str = "a 2 MiB spool while the database is down for 15 s";
 
@@ -44,14 +45,14 @@ pub(crate) async fn run(mut s: Suite) -> anyhow::Result<bool> {
     let full = metric_labelled(
         &s.http,
         s.service.metrics_port,
-        "aim_analytics_events_dropped_total",
+        names::EVENTS_DROPPED_TOTAL,
         "reason=\"spool_full\"",
     )
     .await?;
     let dropped = metric(
         &s.http,
         s.service.metrics_port,
-        "aim_analytics_events_dropped_total",
+        names::EVENTS_DROPPED_TOTAL,
     )
     .await?;
     let rss = s.service.peak_rss_kib();

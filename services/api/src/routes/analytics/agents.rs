@@ -170,7 +170,7 @@ async fn agents_activity(
 ) -> Result<Json<AgentsActivity>, ApiError> {
     principal.user_with(Role::Viewer)?;
     let Page { limit, offset } = page(query.limit, query.offset, 10)?;
-    let period = Period::parse(None, Some(Period::days_or(query.days, 30)?), "month")?;
+    let period = Period::parse(None, Some(query.days.unwrap_or(30)), "month")?;
     let organization = principal.organization_id();
     let rows = period
         .rows(&state, organization, Rollup::Agents(None))

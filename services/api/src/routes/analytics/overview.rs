@@ -56,7 +56,7 @@ async fn overview(
     principal.user_with(Role::Viewer)?;
     let organization = principal.organization_id();
     let counts = aim_store::analytics::organization_counts(state.db()?, organization).await?;
-    let rows = Period::parse(Some("day"), None, "day")?
+    let rows = Period::parse(None, None, "day")?
         .rows(&state, organization, Rollup::Organization)
         .await?;
     let day = total(&rows);

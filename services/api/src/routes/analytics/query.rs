@@ -53,11 +53,6 @@ impl Period {
         })
     }
 
-    /// A count of days, 1–365; `None` is `default`.
-    pub fn days_or(days: Option<i64>, default: i64) -> Result<i64, ApiError> {
-        Self::days(days.unwrap_or(default))
-    }
-
     fn days(days: i64) -> Result<i64, ApiError> {
         if (1..=MAX_DAYS).contains(&days) {
             Ok(days)
