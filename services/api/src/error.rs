@@ -144,7 +144,7 @@ pub struct ErrorBody {
 }
 
 /// Why a request failed on our side, kept whole (with its own sources) so that the log line
-/// shows every cause; text formats print them as `error.sources`.
+/// shows every cause (`aim_connect::Causes`).
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// How often, at most, an outage of the database is logged while it lasts.
@@ -181,10 +181,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(detail) => {
-                tracing::error!(
-                    error = &**detail as &dyn std::error::Error,
-                    "internal error"
-                );
+                tracing::error!(error = %aim_connect::Causes(&**detail), "internal error");
             }
             Self::Unavailable(detail) => warn_unavailable(&**detail),
             _ => {}

@@ -20,25 +20,8 @@ async fn main() -> ExitCode {
         Err(e) => {
             // One line, from what we were doing down to the root cause, so an operator reads
             // "…: password authentication failed for user \"aim\"" without scrolling.
-            eprintln!("aim: error: {}", one_line(&e));
+            eprintln!("aim: error: {}", aim_connect::Causes(e.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error's chain joined with ": ", leaving out a cause whose text its parent already
-/// quotes (driver errors print their source inside their own message).
-fn one_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
 }

@@ -11,6 +11,7 @@
 
 mod client;
 mod error;
+mod report;
 mod settings;
 pub mod sqlstate;
 mod ssl_mode;
@@ -18,6 +19,7 @@ mod tls;
 
 pub use client::{Tls, TokioPostgres};
 pub use error::SettingsError;
+pub use report::Causes;
 pub use settings::{
     APPLICATION_NAME, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_USER, DatabaseSettings, Host, parse_port,
 };

@@ -43,7 +43,7 @@ pub(crate) async fn run_replayer(state: Arc<State>) {
         }
         if let Err(e) = replay(&state).await {
             tracing::error!(
-                error = &e as &dyn std::error::Error,
+                error = %aim_connect::Causes(&e),
                 "replaying the spool failed; retrying"
             );
             tokio::time::sleep(backoff).await;

@@ -94,7 +94,7 @@ pub(crate) async fn spool_events(
         Err(e) => {
             stats.in_flight.fetch_sub(n, Ordering::Relaxed);
             stats.drop_events(DropReason::SpoolFull, n as u64);
-            tracing::error!(%batch_id, events = n, error = &e as &dyn std::error::Error, "could not spool an analytics batch; dropped");
+            tracing::error!(%batch_id, events = n, error = %aim_connect::Causes(&e), "could not spool an analytics batch; dropped");
             false
         }
     }

@@ -102,13 +102,13 @@ pub(crate) fn settle(
         }
         Err(WriteError::Rejected(reason)) => {
             stats.drop_events(DropReason::Rejected, events);
-            tracing::error!(%batch_id, events, error = &reason as &dyn std::error::Error,
+            tracing::error!(%batch_id, events, error = %aim_connect::Causes(&reason),
                 "PostgreSQL refused an analytics batch; dropped");
             Settled::Refused
         }
         Err(WriteError::Unavailable(reason)) => {
             if !stats.database_down.swap(true, Ordering::Relaxed) {
-                tracing::warn!(%batch_id, error = &*reason as &dyn std::error::Error,
+                tracing::warn!(%batch_id, error = %aim_connect::Causes(&*reason),
                     "database unavailable; spooling analytics to disk");
             }
             state.wake.notify_one();
