@@ -2,8 +2,7 @@
 //! and the signals between the tasks. Holds no behaviour beyond locking the spool.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +28,7 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The spool, or an I/O error naming its folder when a panic poisoned the lock.
     pub fn lock_spool(&self) -> Result<MutexGuard<'_, Spool>, SpoolError> {
         self.spool.lock().map_err(|_| SpoolError::Io {
             path: self.config.spool_dir.clone(),
