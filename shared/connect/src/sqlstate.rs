@@ -46,7 +46,18 @@ pub fn is_unavailable(code: &str) -> bool {
 /// password rotated under a running service counts too: its batches wait in the spool (a bad
 /// password at start-up stops the service before any batch is taken).
 pub fn is_transient_for_writer(code: &str) -> bool {
-    classify(code) != Class::ContentRefused
+    !is_content_refused(code)
+}
+
+/// For start-up and the command line: the configuration is wrong (a password, a role), and
+/// waiting will not fix it.
+pub fn is_fatal(code: &str) -> bool {
+    classify(code) == Class::Authentication
+}
+
+/// The server judged the statement or its data: retrying the same batch can never succeed.
+pub fn is_content_refused(code: &str) -> bool {
+    classify(code) == Class::ContentRefused
 }
 
 #[cfg(test)]
@@ -87,6 +98,7 @@ mod tests {
                 is_transient_for_writer(code) && !is_unavailable(code),
                 "{code}"
             );
+            assert!(is_fatal(code) && !is_content_refused(code), "{code}");
         }
     }
 
@@ -99,6 +111,7 @@ mod tests {
                 !is_transient_for_writer(code) && !is_unavailable(code),
                 "{code}"
             );
+            assert!(is_content_refused(code) && !is_fatal(code), "{code}");
         }
     }
 }
