@@ -1,19 +1,93 @@
 //! Our own extractors, so that a malformed body, query string or path parameter gets the same
-//! JSON envelope as every other error instead of axum's plain-text rejection.
+//! JSON envelope as every other error instead of axum's plain-text rejection. They are also the
+//! one place text input is refused for holding a NUL character (U+0000), which PostgreSQL
+//! cannot store in `text` or `jsonb`: a body, query or path carrying one is a 4xx here, never a
+//! database error later.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// `axum::Json` with our errors: 400 bad syntax, 422 wrong shape, 415 wrong content type,
-/// 413 too large.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` with our errors: 400 bad syntax, 422 wrong shape or a NUL character in any
+/// string (object keys included), 415 wrong content type, 413 too large.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if !json_content_type(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request("unreadable_body", e.body_text())
+            }
+        })?;
+        if json_has_nul(&bytes) {
+            return Err(ApiError::Validation {
+                fields: [("body".to_owned(), NUL_REFUSED.to_owned())]
+                    .into_iter()
+                    .collect(),
+            });
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(Self(value))
+    }
+}
+
+const NUL_REFUSED: &str = "text must not contain the NUL character (U+0000)";
+
+/// `application/json` or any `application/*+json`, as axum's own `Json` accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Whether a JSON text holds the escape `\u0000` inside a string. JSON can carry a NUL only
+/// as that escape (a raw control byte is not valid JSON), and a backslash outside a string is
+/// not valid either, so it is enough to read escapes: each backslash starts one, and the
+/// escaped character is skipped, so `\\u0000` (a backslash, then the text `u0000`) is not one.
+fn json_has_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1..i + 6) == Some(b"u0000".as_slice()) {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Whether a percent-encoded query or path decodes to a NUL (URIs cannot hold the raw byte).
+fn encodes_nul(text: &str) -> bool {
+    text.contains("%00")
+}
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
@@ -21,15 +95,47 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     }
 }
 
-/// `axum::extract::Query` with our errors (400).
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// `axum::extract::Query` with our errors (400, a NUL character included).
+#[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
 
-/// `axum::extract::Path` with our errors (400).
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_some_and(encodes_nul) {
+            return Err(ApiError::bad_request("invalid_query", NUL_REFUSED));
+        }
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// `axum::extract::Path` with our errors (400, a NUL character included).
+#[derive(Debug)]
 pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if encodes_nul(parts.uri.path()) {
+            return Err(ApiError::bad_request("invalid_path", NUL_REFUSED));
+        }
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
 
 /// An optional JSON body: no `Content-Type` and no bytes is `None`; anything else is parsed as
 /// [`ApiJson`] would.
@@ -202,5 +308,36 @@ mod tests {
         let (status, body) = send(request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"]["code"], "invalid_query");
+    }
+
+    #[tokio::test]
+    async fn a_nul_character_anywhere_in_the_input_is_refused() {
+        for body in [
+            r#"{"name":"x\u0000y","count":1}"#,
+            r#"{"name":"a","count":1,"k\u0000":1}"#,
+        ] {
+            let (status, reply) = send(json_post("/echo", body)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(reply["error"]["code"], "validation_failed", "{body}");
+        }
+        let (status, _) = send(json_post("/echo", r#"{"name":"a\\u0000","count":1}"#)).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "an escaped backslash before u0000 is plain text"
+        );
+
+        let uri = format!("/items/{}?limit=1%00", uuid::Uuid::nil());
+        let request = Request::post(uri).body(Body::empty()).expect("request");
+        let (status, reply) = send(request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply["error"]["code"], "invalid_query");
+
+        let request = Request::post("/items/a%00b?limit=1")
+            .body(Body::empty())
+            .expect("request");
+        let (status, reply) = send(request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply["error"]["code"], "invalid_path");
     }
 }

@@ -475,3 +475,58 @@ async fn secrets_are_never_recorded_and_stored_only_as_hashes() {
         .expect("hash");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 }
+
+#[tokio::test]
+async fn a_nul_character_in_any_text_input_is_a_4xx_not_a_500() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id");
+    let bearer = format!("Bearer {}", admin.token);
+    let cases: [(Method, String, Option<&str>); 7] = [
+        (
+            Method::POST,
+            "/api/v1/agents".into(),
+            Some(r#"{"name":"x\u0000y"}"#),
+        ),
+        (
+            Method::POST,
+            "/api/v1/agents".into(),
+            Some(r#"{"name":"ok","metadata":{"k\u0000":1}}"#),
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/login".into(),
+            Some(r#"{"email":"a\u0000@b","password":"x"}"#),
+        ),
+        (
+            Method::GET,
+            "/api/v1/audit-events?action=a%00b".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/agents/{id}/verify-action"),
+            Some(r#"{"action":"read","context":{"why":"a\u0000"}}"#),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/agents/{id}"),
+            Some(r#"{"description":"\u0000"}"#),
+        ),
+        (Method::GET, format!("/api/v1/agents/{id}%00"), None),
+    ];
+    for (method, uri, body) in cases {
+        let (status, reply) = raw(
+            &app,
+            method,
+            &uri,
+            &[("authorization", &bearer)],
+            body.map(str::to_owned),
+        )
+        .await;
+        assert!(status.is_client_error(), "{uri} {body:?}: {status} {reply}");
+        let reply: Value = serde_json::from_str(&reply).expect("a JSON error");
+        assert!(reply["error"]["code"].is_string(), "{uri}: {reply}");
+    }
+}
