@@ -89,13 +89,7 @@ impl LocalCluster {
     /// [`Error::Locked`] when another `aim` owns the folder; the other variants when the
     /// binaries, the `postgres` user, the folders or the server itself fail.
     pub async fn start(options: &ClusterOptions) -> Result<Self, Error> {
-        let layout = Layout::new(
-            options.data_dir.as_path(),
-            options.tcp_port,
-            &options.database,
-            options.niceness,
-        )?;
-        create_dir(&layout.data_dir)?;
+        let layout = prepare(options)?;
         let lock = DataDirLock::acquire(&layout.data_dir)?;
         Self::start_locked(options, layout, lock).await
     }
@@ -106,13 +100,7 @@ impl LocalCluster {
     /// # Errors
     /// As [`LocalCluster::start`]; [`Error::Locked`] only when the owner's server is not up.
     pub async fn attach(options: &ClusterOptions) -> Result<Attached, Error> {
-        let layout = Layout::new(
-            options.data_dir.as_path(),
-            options.tcp_port,
-            &options.database,
-            options.niceness,
-        )?;
-        create_dir(&layout.data_dir)?;
+        let layout = prepare(options)?;
         match DataDirLock::acquire(&layout.data_dir) {
             Ok(lock) => Ok(Attached::Owner(Box::new(
                 Self::start_locked(options, layout, lock).await?,
@@ -424,6 +412,18 @@ impl Drop for LocalCluster {
             Err(e) => tracing::error!(error = %e, "could not run pg_ctl to stop the cluster"),
         }
     }
+}
+
+/// The cluster's layout, its data folder created.
+fn prepare(options: &ClusterOptions) -> Result<Layout, Error> {
+    let layout = Layout::new(
+        &options.data_dir,
+        options.tcp_port,
+        &options.database,
+        options.niceness,
+    )?;
+    create_dir(&layout.data_dir)?;
+    Ok(layout)
 }
 
 fn create_dir(path: &Path) -> Result<(), Error> {

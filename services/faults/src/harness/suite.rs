@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::http::{Http, get, http_client, json, metric};
+use crate::harness::http::{Http, get, http_client, json, metric, metric_labelled};
 use crate::harness::load::{Observed, Target, load, sustained_rate};
 use crate::harness::oracle::{connect, oracle};
 use crate::harness::service::{EMAIL, JWT_SECRET, PASSWORD, Service, free_port};
@@ -22,6 +22,18 @@ pub(crate) struct Suite {
     pub(crate) agent: String,
     pub(crate) key: String,
     pub(crate) rate: u64,
+}
+
+impl Suite {
+    /// The sum of a metric's series on the suite's service.
+    pub(crate) async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        metric(&self.http, self.service.metrics_port, name).await
+    }
+
+    /// The sum of a metric's series on the suite's service whose labels contain `label`.
+    pub(crate) async fn metric_labelled(&self, name: &str, label: &str) -> anyhow::Result<f64> {
+        metric_labelled(&self.http, self.service.metrics_port, name, label).await
+    }
 }
 
 /// The private cluster's CPU priority: `AIM_FAULTS_PG_NICE`, 10 by default, 0 for none.
@@ -180,7 +192,8 @@ pub(crate) async fn report(
     extra: &[(&str, String)],
 ) -> anyhow::Result<(u64, u64)> {
     let (lost, duplicated, rows) = oracle(&s.service.database_url, &observed.answered).await?;
-    let dropped = metric(&s.http, s.service.metrics_port, names::EVENTS_DROPPED_TOTAL)
+    let dropped = s
+        .metric(names::EVENTS_DROPPED_TOTAL)
         .await
         .unwrap_or(f64::NAN);
     println!("requests sent: {}", observed.sent);

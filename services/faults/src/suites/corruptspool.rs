@@ -1,13 +1,13 @@
 //! `aim-faults corruptspool`: a damaged spool replayed after a restart.
 
+use aim_local_pg::ShutdownMode;
+use anyhow::{Context, ensure};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use aim_local_pg::ShutdownMode;
-use anyhow::{Context, ensure};
 
-use crate::harness::http::{drained, metric_labelled};
+use crate::harness::http::drained;
 use crate::harness::oracle::{fault_id, stored_ids};
 use crate::harness::report::{drain_text, mark, mib};
 use crate::harness::suite::{Suite, finish, finish_suite, report, start_load};
@@ -130,13 +130,9 @@ pub(crate) async fn run(mut s: Suite) -> anyhow::Result<bool> {
     load.await?;
     let observed = finish(&observed).await;
     let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
-    let corrupt = metric_labelled(
-        &s.http,
-        s.service.metrics_port,
-        names::EVENTS_DROPPED_TOTAL,
-        "spool_corrupt",
-    )
-    .await?;
+    let corrupt = s
+        .metric_labelled(names::EVENTS_DROPPED_TOTAL, "spool_corrupt")
+        .await?;
     let quarantined = std::fs::read_dir(s.service.data_dir.join("spool/quarantine"))
         .map_or(0, |d| d.filter_map(Result::ok).count());
     let stored = stored_ids(&s.service.database_url).await?;

@@ -1,7 +1,7 @@
 //! `aim-faults replicas`: three replicas on one database, the load spread.
 
-use std::time::Duration;
 use aim_local_pg::ShutdownMode;
+use std::time::Duration;
 
 use crate::harness::http::{drained, metric};
 use crate::harness::report::{mark, mib};
@@ -42,20 +42,10 @@ pub(crate) async fn run(s: Suite) -> anyhow::Result<bool> {
     let observed = finish(&observed).await;
     let mut peak_rss = vec![s.service.peak_rss_kib()];
     let mut drains = vec![drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await];
-    let mut dropped = metric(
-        &s.http,
-        s.service.metrics_port,
-        names::EVENTS_DROPPED_TOTAL,
-    )
-    .await?;
+    let mut dropped = s.metric(names::EVENTS_DROPPED_TOTAL).await?;
     for replica in &others {
         drains.push(drained(&s.http, replica.metrics_port, Duration::from_secs(60)).await);
-        dropped += metric(
-            &s.http,
-            replica.metrics_port,
-            names::EVENTS_DROPPED_TOTAL,
-        )
-        .await?;
+        dropped += metric(&s.http, replica.metrics_port, names::EVENTS_DROPPED_TOTAL).await?;
         peak_rss.push(replica.peak_rss_kib());
     }
     // The load's request n went to replica (n / 2) mod 3; the probe's all went to the first.

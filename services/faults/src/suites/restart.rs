@@ -1,7 +1,7 @@
 //! `aim-faults restart`: PostgreSQL restarted 10 times in 60 s.
 
-use std::time::{Duration, Instant};
 use aim_local_pg::ShutdownMode;
+use std::time::{Duration, Instant};
 
 use crate::harness::http::drained;
 use crate::harness::report::{RouteLatency, mark, mib, rss_ok, write_samples};

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::http::{drained, metric};
+use crate::harness::http::drained;
 use crate::harness::oracle::connect;
 use crate::harness::report::{RouteLatency, drain_text, mark, mib, rss_ok, write_samples};
 use crate::harness::suite::{Suite, finish, finish_suite, report, start_load};
@@ -65,24 +65,9 @@ pub(crate) async fn run(s: Suite) -> anyhow::Result<bool> {
     let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
     write_samples(&observed, load_started, &windows)?;
     let latency = RouteLatency::of(&observed, &windows);
-    let spooled = metric(
-        &s.http,
-        s.service.metrics_port,
-        names::EVENTS_SPOOLED_TOTAL,
-    )
-    .await?;
-    let dropped = metric(
-        &s.http,
-        s.service.metrics_port,
-        names::EVENTS_DROPPED_TOTAL,
-    )
-    .await?;
-    let spilled = metric(
-        &s.http,
-        s.service.metrics_port,
-        names::EVENTS_SPILLED_TOTAL,
-    )
-    .await?;
+    let spooled = s.metric(names::EVENTS_SPOOLED_TOTAL).await?;
+    let dropped = s.metric(names::EVENTS_DROPPED_TOTAL).await?;
+    let spilled = s.metric(names::EVENTS_SPILLED_TOTAL).await?;
     let rss = s.service.peak_rss_kib();
     let mut lines = vec![
         (

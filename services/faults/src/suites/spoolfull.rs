@@ -1,9 +1,9 @@
 //! `aim-faults spoolfull`: a 2 MiB spool while the database is down for 15 s.
 
-use std::time::Duration;
 use aim_local_pg::ShutdownMode;
+use std::time::Duration;
 
-use crate::harness::http::{drained, get, metric, metric_labelled};
+use crate::harness::http::{drained, get};
 use crate::harness::report::{drain_text, mark, mib};
 use crate::harness::suite::{Suite, finish, finish_suite, report, start_load};
 use aim_pipeline::stats::names;
@@ -42,19 +42,10 @@ pub(crate) async fn run(mut s: Suite) -> anyhow::Result<bool> {
     load.await?;
     let observed = finish(&observed).await;
     let drain = drained(&s.http, s.service.metrics_port, Duration::from_secs(60)).await;
-    let full = metric_labelled(
-        &s.http,
-        s.service.metrics_port,
-        names::EVENTS_DROPPED_TOTAL,
-        "reason=\"spool_full\"",
-    )
-    .await?;
-    let dropped = metric(
-        &s.http,
-        s.service.metrics_port,
-        names::EVENTS_DROPPED_TOTAL,
-    )
-    .await?;
+    let full = s
+        .metric_labelled(names::EVENTS_DROPPED_TOTAL, "reason=\"spool_full\"")
+        .await?;
+    let dropped = s.metric(names::EVENTS_DROPPED_TOTAL).await?;
     let rss = s.service.peak_rss_kib();
     let (lost, duplicated) = report(
         &s,
