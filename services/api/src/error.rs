@@ -40,6 +40,12 @@ pub enum ApiError {
     /// 409: the object conflicts with one that exists (say, a taken email).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 409: the object's state forbids the change (a revoked agent cannot be revived).
+    #[error("{message}")]
+    StateConflict {
+        code: &'static str,
+        message: &'static str,
+    },
     /// 429 with `Retry-After`: a rate limit; the value is whole seconds to wait.
     #[error("too many requests")]
     TooManyRequests { retry_after_s: u64 },
@@ -80,7 +86,7 @@ impl ApiError {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::StateConflict { .. } => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -98,6 +104,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::Conflict(_) => "conflict",
+            Self::StateConflict { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -115,6 +122,7 @@ impl ApiError {
             Self::Unauthorized => "Missing or invalid credentials.".into(),
             Self::Forbidden(why) => format!("Not allowed: {why}."),
             Self::Conflict(what) => format!("{what} already exists."),
+            Self::StateConflict { message, .. } => (*message).to_owned(),
             Self::TooManyRequests { .. } => "Too many requests; retry later.".into(),
             Self::NotFound => "Not found.".into(),
             Self::MethodNotAllowed => "This method is not allowed on this route.".into(),
@@ -237,8 +245,15 @@ impl ApiError {
 
 impl From<aim_store::StoreError> for ApiError {
     fn from(e: aim_store::StoreError) -> Self {
-        if let aim_store::StoreError::Conflict(what) = e {
-            return Self::Conflict(what.to_owned());
+        match e {
+            aim_store::StoreError::Conflict(what) => return Self::Conflict(what.to_owned()),
+            aim_store::StoreError::AgentRevoked => {
+                return Self::StateConflict {
+                    code: "agent_revoked",
+                    message: "The agent is revoked; revocation is terminal (register a new agent).",
+                };
+            }
+            _ => {}
         }
         if e.is_pool_timeout() {
             metrics::counter!(DB_POOL_TIMEOUTS, "pool" => "api").increment(1);
@@ -265,6 +280,10 @@ mod tests {
             ApiError::Unauthorized,
             ApiError::Forbidden("x"),
             ApiError::Conflict("x".into()),
+            ApiError::StateConflict {
+                code: "agent_revoked",
+                message: "x",
+            },
             ApiError::TooManyRequests { retry_after_s: 1 },
             ApiError::NotFound,
             ApiError::MethodNotAllowed,

@@ -64,7 +64,10 @@ pub async fn create(
             action: "agent.created",
             target_type: Some("agent"),
             target_id: Some(created.id),
-            details: serde_json::json!({ "name": created.name }),
+            details: serde_json::json!({
+                "name": created.name,
+                "trust_score": created.trust_score,
+            }),
         },
     )
     .await?;
@@ -145,8 +148,12 @@ pub async fn list(
     Ok((agents, total))
 }
 
+/// Applies a patch. Revocation is terminal: a patch that would move a revoked agent to any
+/// other status is refused with [`StoreError::AgentRevoked`], checked under the row's lock so
+/// that a revocation racing the patch cannot be undone by it.
+///
 /// # Errors
-/// The database error.
+/// [`StoreError::AgentRevoked`]; the database error.
 pub async fn update(
     pool: &PgPool,
     organization_id: Uuid,
@@ -155,6 +162,21 @@ pub async fn update(
     actor: &Actor,
 ) -> Result<Option<Agent>, StoreError> {
     let mut tx = pool.begin().await?;
+    let current: Option<AgentStatus> = sqlx::query_scalar(
+        "SELECT status FROM agents \
+         WHERE organization_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
+    )
+    .bind(organization_id)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match current {
+        None => return Ok(None),
+        Some(AgentStatus::Revoked) if patch.status.is_some_and(|s| s != AgentStatus::Revoked) => {
+            return Err(StoreError::AgentRevoked);
+        }
+        Some(_) => {}
+    }
     let updated: Option<Agent> = sqlx::query_as(&format!(
         "UPDATE agents SET name = coalesce($3, name), description = coalesce($4, description), \
              agent_type = coalesce($5, agent_type), status = coalesce($6, status), \

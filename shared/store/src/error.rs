@@ -19,6 +19,10 @@ pub enum StoreError {
     /// A unique constraint refused the write; the string says what already exists.
     #[error("{0} already exists")]
     Conflict(&'static str),
+
+    /// A change that would bring a revoked agent back; revocation is terminal.
+    #[error("the agent is revoked, and revocation is terminal")]
+    AgentRevoked,
 }
 
 impl StoreError {
@@ -33,7 +37,10 @@ impl StoreError {
         match self {
             Self::Timeout(_) => true,
             Self::Database(e) => is_unavailable(e),
-            Self::Migrate(_) | Self::Conflict(_) | Self::UnknownMigration(_) => false,
+            Self::Migrate(_)
+            | Self::Conflict(_)
+            | Self::AgentRevoked
+            | Self::UnknownMigration(_) => false,
         }
     }
 }

@@ -145,8 +145,9 @@ pub async fn get(
     .await?)
 }
 
-/// The user's current role when the user exists and is active; what every user request is
-/// authorised against, so a deactivation or role change takes effect at once.
+/// The user's current role when the user exists and is active and the token's session has not
+/// ended; what every user request is authorised against, so a deactivation, a role change or a
+/// logout takes effect at the next request.
 ///
 /// # Errors
 /// The database error.
@@ -154,12 +155,16 @@ pub async fn active_role(
     pool: &PgPool,
     organization_id: Uuid,
     id: Uuid,
+    session_id: Uuid,
 ) -> Result<Option<Role>, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT role FROM users WHERE organization_id = $1 AND id = $2 AND is_active",
+        "SELECT u.role FROM users u JOIN sessions s ON s.user_id = u.id \
+         WHERE u.organization_id = $1 AND u.id = $2 AND u.is_active \
+           AND s.id = $3 AND s.revoked_at IS NULL",
     )
     .bind(organization_id)
     .bind(id)
+    .bind(session_id)
     .fetch_optional(pool)
     .await?)
 }
@@ -212,12 +217,7 @@ pub async fn set_active(
         return Ok(None);
     };
     if !active {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        crate::sessions::end_all(&mut tx, id, crate::sessions::EndReason::Deactivated).await?;
     }
     audit::record(
         &mut tx,

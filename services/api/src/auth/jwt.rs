@@ -30,8 +30,11 @@ pub struct Claims {
     /// The role at issue time; requests re-check the current role in the database.
     pub role: Role,
     pub typ: TokenType,
-    /// Refresh tokens: the id stored server-side, so logout can revoke it.
+    /// Refresh tokens: the id stored server-side, so it can be used once.
     pub jti: Uuid,
+    /// The session (token family) the token belongs to: every request checks that it has not
+    /// ended, so logout, a deactivation or a replayed refresh token end its access tokens at once.
+    pub sid: Uuid,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -89,6 +92,7 @@ impl Tokens {
         user: Uuid,
         organization: Uuid,
         role: Role,
+        session: Uuid,
     ) -> Result<Issued, TokenError> {
         let ttl = match typ {
             TokenType::Access => self.access_ttl,
@@ -106,6 +110,7 @@ impl Tokens {
             role,
             typ,
             jti,
+            sid: session,
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
             iss: ISSUER.to_owned(),
@@ -154,10 +159,10 @@ mod tests {
         let t = tokens();
         let (user, org) = (Uuid::now_v7(), Uuid::now_v7());
         let access = t
-            .issue(TokenType::Access, user, org, Role::Admin)
+            .issue(TokenType::Access, user, org, Role::Admin, Uuid::nil())
             .expect("issue");
         let refresh = t
-            .issue(TokenType::Refresh, user, org, Role::Admin)
+            .issue(TokenType::Refresh, user, org, Role::Admin, Uuid::nil())
             .expect("issue");
         let claims = t
             .verify(&access.token, TokenType::Access)
@@ -181,12 +186,24 @@ mod tests {
             Duration::from_secs(60),
         );
         let issued = other
-            .issue(TokenType::Access, Uuid::nil(), Uuid::nil(), Role::Viewer)
+            .issue(
+                TokenType::Access,
+                Uuid::nil(),
+                Uuid::nil(),
+                Role::Viewer,
+                Uuid::nil(),
+            )
             .expect("issue");
         assert!(t.verify(&issued.token, TokenType::Access).is_err());
 
         let mine = t
-            .issue(TokenType::Access, Uuid::nil(), Uuid::nil(), Role::Viewer)
+            .issue(
+                TokenType::Access,
+                Uuid::nil(),
+                Uuid::nil(),
+                Role::Viewer,
+                Uuid::nil(),
+            )
             .expect("issue");
         let mut parts: Vec<String> = mine.token.split('.').map(str::to_owned).collect();
         parts[1].push('A');
@@ -224,6 +241,7 @@ mod tests {
             role: Role::Admin,
             typ: TokenType::Access,
             jti: Uuid::nil(),
+            sid: Uuid::nil(),
             iat: now + 3600,
             exp: now + 7200,
             iss: ISSUER.to_owned(),
@@ -247,6 +265,7 @@ mod tests {
             role: Role::Admin,
             typ: TokenType::Access,
             jti: Uuid::nil(),
+            sid: Uuid::nil(),
             iat: now - 1000,
             exp: now - 100,
             iss: ISSUER.to_owned(),

@@ -147,9 +147,9 @@ async fn authenticate_user(state: &AppState, token: &str) -> Result<Principal, A
         .tokens()
         .verify(token, TokenType::Access)
         .map_err(|_| ApiError::Unauthorized)?;
-    // The role and the account's state are read now, not trusted from the token, so a
-    // deactivation or demotion applies to the very next request.
-    let role = aim_store::users::active_role(state.db()?, claims.org, claims.sub)
+    // The role, the account's state and the session's are read now, not trusted from the token,
+    // so a deactivation, a demotion or a logout applies to the very next request.
+    let role = aim_store::users::active_role(state.db()?, claims.org, claims.sub, claims.sid)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     Ok(Principal::User {

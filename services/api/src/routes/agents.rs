@@ -2,7 +2,8 @@
 //! transaction), API keys (shown once), and `verify-action`.
 //!
 //! Roles: anyone in the organization reads; members create and edit agents and ask for
-//! verifications; managers change trust scores, manage keys and delete agents. An agent key
+//! verifications; managers set trust scores (at creation too), change statuses, manage keys
+//! and delete agents. Revocation is terminal: no status change revives a revoked agent. An agent key
 //! reads its own agent and calls its own `verify-action`, nothing else.
 
 mod access;
@@ -130,6 +131,10 @@ async fn create_agent(
     ApiJson(body): ApiJson<CreateAgent>,
 ) -> Result<(StatusCode, Json<Agent>), ApiError> {
     principal.user_with(Role::Member)?;
+    if body.trust_score.is_some() {
+        // The same right as `PUT /agents/{id}/trust-score`.
+        principal.user_with(Role::Manager)?;
+    }
     let mut errors = FieldErrors::default();
     errors.text(&body.name, "name", 1, 200);
     errors.check(
@@ -210,6 +215,10 @@ async fn update_agent(
     ApiJson(body): ApiJson<UpdateAgent>,
 ) -> Result<Json<Agent>, ApiError> {
     principal.user_with(Role::Member)?;
+    if body.status.is_some() {
+        // The same right as revoking a key: a status decides whether the agent's keys work.
+        principal.user_with(Role::Manager)?;
+    }
     let mut errors = FieldErrors::default();
     if let Some(name) = &body.name {
         errors.text(name, "name", 1, 200);

@@ -14,6 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use aim_store::sessions::{NewRefreshToken, Rotation};
+
 use crate::auth::jwt::TokenType;
 use crate::auth::password::MAX_PASSWORD_LEN;
 use crate::auth::{ClientMeta, Principal};
@@ -134,8 +136,17 @@ async fn login(
     let profile = aim_store::users::get(state.db()?, user.organization_id, user.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let tokens = issue_pair(&state, profile.id, profile.organization_id, profile.role).await?;
-    Ok(Json(tokens.into_response(profile)))
+    let session = Uuid::now_v7();
+    let pair = Pair::sign(&state, &profile, session)?;
+    aim_store::sessions::start(
+        state.db()?,
+        session,
+        profile.organization_id,
+        profile.id,
+        pair.stored_refresh(),
+    )
+    .await?;
+    Ok(Json(pair.into_response(profile)))
 }
 
 struct Pair {
@@ -144,6 +155,27 @@ struct Pair {
 }
 
 impl Pair {
+    /// Signs a new pair for a session; nothing is stored yet.
+    fn sign(state: &AppState, user: &User, session: Uuid) -> Result<Self, ApiError> {
+        let tokens = state.tokens();
+        let issue = |typ| {
+            tokens
+                .issue(typ, user.id, user.organization_id, user.role, session)
+                .map_err(|e| ApiError::Internal(e.into()))
+        };
+        Ok(Self {
+            access: issue(TokenType::Access)?,
+            refresh: issue(TokenType::Refresh)?,
+        })
+    }
+
+    fn stored_refresh(&self) -> NewRefreshToken {
+        NewRefreshToken {
+            id: self.refresh.jti,
+            expires_at: self.refresh.expires_at,
+        }
+    }
+
     fn into_response(self, user: User) -> LoginResponse {
         LoginResponse {
             token: self.access.token.clone(),
@@ -157,58 +189,51 @@ impl Pair {
     }
 }
 
-async fn issue_pair(
-    state: &AppState,
-    user: Uuid,
-    organization: Uuid,
-    role: Role,
-) -> Result<Pair, ApiError> {
-    let tokens = state.tokens();
-    let issue = |typ| {
-        tokens
-            .issue(typ, user, organization, role)
-            .map_err(|e| ApiError::Internal(e.into()))
-    };
-    let access = issue(TokenType::Access)?;
-    let refresh = issue(TokenType::Refresh)?;
-    aim_store::sessions::create(
-        state.db()?,
-        refresh.jti,
-        organization,
-        user,
-        refresh.expires_at,
-    )
-    .await?;
-    Ok(Pair { access, refresh })
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 struct RefreshRequest {
     refresh_token: String,
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token; the old refresh
-/// token is consumed.
+/// token is used up. Presenting a used refresh token again ends its whole session (every token
+/// issued from the same login stops working): a replay means a copy leaked.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest, responses(
     (status = 200, body = LoginResponse),
     (status = 401, body = ErrorEnvelope, description = "invalid, used, revoked or expired refresh token"),
 ))]
 async fn refresh(
     State(state): State<AppState>,
+    meta: ClientMeta,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let claims = state
         .tokens()
         .verify(&body.refresh_token, TokenType::Refresh)
         .map_err(|_| ApiError::Unauthorized)?;
-    let (organization, user) = aim_store::sessions::consume(state.db()?, claims.jti)
+    let profile = aim_store::users::get(state.db()?, claims.org, claims.sub)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let profile = aim_store::users::get(state.db()?, organization, user)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let tokens = issue_pair(&state, profile.id, profile.organization_id, profile.role).await?;
-    Ok(Json(tokens.into_response(profile)))
+    // Signed before the rotation so that the new token is stored in the same transaction that
+    // uses up the old one.
+    let pair = Pair::sign(&state, &profile, claims.sid)?;
+    let anonymous = Actor {
+        kind: ActorKind::Anonymous,
+        id: None,
+        ip: meta.ip.map(|ip| ip.to_string()),
+        request_id: meta.request_id,
+    };
+    match aim_store::sessions::rotate(
+        state.db()?,
+        claims.jti,
+        claims.sid,
+        pair.stored_refresh(),
+        &anonymous,
+    )
+    .await?
+    {
+        Rotation::Rotated { .. } => Ok(Json(pair.into_response(profile))),
+        Rotation::Reused | Rotation::Refused => Err(ApiError::Unauthorized),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -216,8 +241,8 @@ struct LogoutRequest {
     refresh_token: String,
 }
 
-/// Revokes a refresh token server-side. The access token stays valid until it expires, so keep
-/// its lifetime short (`AIM_ACCESS_TOKEN_TTL_S`).
+/// Ends the session the refresh token belongs to: the refresh token, and every access token
+/// of that login, stop working with the next request.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
     security(("bearer" = [])), responses(
     (status = 204, description = "revoked (or already revoked)"),
@@ -240,9 +265,9 @@ async fn logout(
             "belongs to another user",
         ));
     }
-    aim_store::sessions::revoke(
+    aim_store::sessions::logout(
         state.db()?,
-        claims.jti,
+        claims.sid,
         principal.organization_id(),
         user,
         &principal.actor(&meta),

@@ -260,3 +260,125 @@ async fn agent_input_is_validated() {
         .await;
     assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn revocation_is_terminal_and_status_changes_need_a_manager() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let member = app.user(&admin, "member").await;
+    let manager = app.user(&admin, "manager").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id");
+    let key = app.key(&admin.token, id).await;
+    let uri = format!("/api/v1/agents/{id}");
+    let patch = |token: String, body: serde_json::Value| {
+        let (app, uri) = (&app, &uri);
+        async move { app.patch_as(uri, &token, body).await }
+    };
+
+    let by_member = patch(member.token.clone(), json!({ "status": "verified" })).await;
+    assert_eq!(
+        by_member.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        by_member.body
+    );
+    assert_eq!(
+        patch(member.token.clone(), json!({ "name": "renamed" }))
+            .await
+            .status,
+        StatusCode::OK,
+        "members still edit the other fields"
+    );
+    assert_eq!(
+        patch(manager.token.clone(), json!({ "status": "verified" }))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    assert_eq!(
+        patch(admin.token.clone(), json!({ "status": "revoked" }))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    for (who, token) in [("member", &member.token), ("admin", &admin.token)] {
+        for status in ["verified", "pending", "suspended"] {
+            let revived = patch(token.clone(), json!({ "status": status })).await;
+            let expected = if who == "member" {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::CONFLICT
+            };
+            assert_eq!(
+                revived.status, expected,
+                "{who} → {status}: {}",
+                revived.body
+            );
+            if expected == StatusCode::CONFLICT {
+                assert_eq!(revived.error_code(), "agent_revoked");
+            }
+        }
+    }
+    let read = app
+        .get_as(&format!("/api/v1/agents/{id}"), &admin.token)
+        .await;
+    assert_eq!(read.body["status"], "revoked");
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the key stays dead"
+    );
+    let verify = app
+        .post_as(
+            &format!("/api/v1/agents/{id}/verify-action"),
+            &key,
+            json!({ "action": "read" }),
+        )
+        .await;
+    assert_eq!(verify.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_trust_score_at_creation_needs_a_manager_and_is_audited() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let member = app.user(&admin, "member").await;
+    let manager = app.user(&admin, "manager").await;
+    let by_member = app
+        .post_as(
+            "/api/v1/agents",
+            &member.token,
+            json!({ "name": "x", "trust_score": 1.0 }),
+        )
+        .await;
+    assert_eq!(
+        by_member.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        by_member.body
+    );
+    let by_manager = app
+        .post_as(
+            "/api/v1/agents",
+            &manager.token,
+            json!({ "name": "x", "trust_score": 0.9 }),
+        )
+        .await;
+    assert_eq!(by_manager.status, StatusCode::CREATED);
+    let id = by_manager.body["id"].as_str().expect("id");
+    let audit = app
+        .get_as(
+            &format!("/api/v1/audit-events?action=agent.created&target_id={id}"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(audit.body["total"], 1, "{}", audit.body);
+    let entry = &audit.body["audit_events"][0];
+    assert_eq!(entry["details"]["trust_score"], 0.9, "{entry}");
+}

@@ -174,7 +174,10 @@ async fn logout_revokes_the_refresh_token() {
         .await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
     let audit = app
-        .get_as("/api/v1/audit-events?action=auth.logout", &admin.token)
+        .get_as(
+            "/api/v1/audit-events?action=auth.logout",
+            &app_admin_token(&app, &admin).await,
+        )
         .await;
     assert_eq!(audit.body["total"], 1, "{}", audit.body);
 }
@@ -203,4 +206,150 @@ async fn bad_credentials_are_401_with_a_challenge() {
     .expect("encode");
     let response = app.get_as("/api/v1/agents", &forged).await;
     assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> crate::helpers::TestResponse {
+    app.call(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": refresh_token })),
+    )
+    .await
+}
+
+fn token(response: &crate::helpers::TestResponse, field: &str) -> String {
+    response.body[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} in {}", response.body))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn logout_ends_the_sessions_access_tokens_at_once_and_no_other_session() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let other_login = app.login(&admin.email, PASSWORD).await;
+    let other_access = token(&other_login, "token");
+    // An access token issued by a refresh belongs to the same session.
+    let refreshed = refresh(&app, &admin.refresh_token).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let refreshed_access = token(&refreshed, "token");
+
+    let logout = app
+        .post_as(
+            "/api/v1/auth/logout",
+            &admin.token,
+            json!({ "refresh_token": token(&refreshed, "refresh_token") }),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.body);
+    for access in [&admin.token, &refreshed_access] {
+        let me = app.get_as("/api/v1/auth/me", access).await;
+        assert_eq!(
+            me.status,
+            StatusCode::UNAUTHORIZED,
+            "logged out: {}",
+            me.body
+        );
+    }
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &other_access).await.status,
+        StatusCode::OK,
+        "another login of the same user is another session"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_ends_its_whole_family() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let first = refresh(&app, &admin.refresh_token).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let (access, next) = (token(&first, "token"), token(&first, "refresh_token"));
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &access).await.status,
+        StatusCode::OK
+    );
+
+    // The used token again: refused, and the family it belongs to is ended.
+    assert_eq!(
+        refresh(&app, &admin.refresh_token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        refresh(&app, &next).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the family's live refresh token is revoked too"
+    );
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &access).await.status,
+        StatusCode::UNAUTHORIZED,
+        "and so are its access tokens"
+    );
+    let audit = app
+        .get_as(
+            "/api/v1/audit-events?action=auth.refresh_reused",
+            &app_admin_token(&app, &admin).await,
+        )
+        .await;
+    assert_eq!(audit.body["total"], 1, "{}", audit.body);
+}
+
+/// A fresh login of the admin, since the one the test started with has been ended.
+async fn app_admin_token(app: &TestApp, admin: &crate::helpers::TestUser) -> String {
+    token(&app.login(&admin.email, PASSWORD).await, "token")
+}
+
+#[tokio::test]
+async fn two_refreshes_racing_with_one_token_rotate_once_and_end_the_family() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let (a, b) = tokio::join!(
+        refresh(&app, &admin.refresh_token),
+        refresh(&app, &admin.refresh_token)
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNAUTHORIZED]);
+    let winner = if a.status == StatusCode::OK { &a } else { &b };
+    assert_eq!(
+        refresh(&app, &token(winner, "refresh_token")).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the loser's replay ended the family, the winner's new token with it"
+    );
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &token(winner, "token"))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn tokens_from_before_a_deactivation_stay_dead_after_reactivation() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let member = app.user(&admin, "member").await;
+    let uri = format!("/api/v1/users/{}", member.id);
+    let set_active =
+        |active: bool| app.patch_as(&uri, &admin.token, json!({ "is_active": active }));
+    assert_eq!(set_active(false).await.status, StatusCode::OK);
+    assert_eq!(set_active(true).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &member.token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        refresh(&app, &member.refresh_token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app.login(&member.email, PASSWORD).await;
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &token(&again, "token"))
+            .await
+            .status,
+        StatusCode::OK,
+        "a new login works"
+    );
 }

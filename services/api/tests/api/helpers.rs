@@ -343,6 +343,11 @@ impl TestApp {
             .await
     }
 
+    pub async fn patch_as(&self, uri: &str, credential: &str, body: Value) -> TestResponse {
+        self.call(Method::PATCH, uri, Some(credential), Some(body))
+            .await
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> TestResponse {
         self.call(
             Method::POST,

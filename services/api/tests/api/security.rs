@@ -234,10 +234,20 @@ async fn forged_expired_and_misused_tokens_are_401() {
     let app = TestApp::spawn().await;
     let admin = app.organization("acme").await;
     let now = chrono::Utc::now().timestamp();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    // The admin's live session, from the token login issued.
+    let session: Value = admin
+        .token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| b64.decode(payload).ok())
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .expect("the token's claims");
     let claims = |overrides: Value| {
         let mut c = json!({
             "sub": admin.id, "org": admin.organization_id, "role": "admin", "typ": "access",
-            "jti": uuid::Uuid::now_v7(), "iat": now, "exp": now + 600, "iss": "aim"
+            "jti": uuid::Uuid::now_v7(), "sid": session["sid"], "iat": now, "exp": now + 600,
+            "iss": "aim"
         });
         for (k, v) in overrides.as_object().expect("object") {
             c[k] = v.clone();
@@ -253,7 +263,6 @@ async fn forged_expired_and_misused_tokens_are_401() {
         StatusCode::OK
     );
 
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let unsigned = format!(
         "{}.{}.",
         b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
@@ -323,6 +332,20 @@ async fn forged_expired_and_misused_tokens_are_401() {
             forge(&json!({}), &c, secret, hs256)
         }),
         ("not a JWT", "not.a.jwt".to_owned()),
+        (
+            "a session that does not exist",
+            forge(
+                &json!({}),
+                &claims(json!({ "sid": uuid::Uuid::now_v7() })),
+                secret,
+                hs256,
+            ),
+        ),
+        ("no session (a token from before sessions)", {
+            let mut c = claims(json!({}));
+            c.as_object_mut().expect("object").remove("sid");
+            forge(&json!({}), &c, secret, hs256)
+        }),
     ];
     for (what, token) in cases {
         let response = app.get_as("/api/v1/agents", &token).await;
