@@ -181,6 +181,8 @@ pub struct ExportRow {
     pub user_agent: Option<String>,
     pub ip_address: Option<String>,
     pub error_message: Option<String>,
+    /// The call's `x-request-id`: the client's own when it sent a sane one, so not unique
+    /// (`id` is); see `docs/api.md`.
     pub request_id: Option<String>,
 }
 

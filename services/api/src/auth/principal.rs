@@ -107,7 +107,7 @@ impl FromRequestParts<AppState> for Principal {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(principal.clone());
         }
-        let credential = credential(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let credential = credential(&parts.headers)?.ok_or(ApiError::Unauthorized)?;
         let principal = if api_keys::looks_like_key(credential) {
             authenticate_key(state, credential).await?
         } else {
@@ -125,21 +125,27 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// `Authorization: Bearer <credential>`, or `X-API-Key: <key>`.
-fn credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        let (scheme, rest) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| rest.trim())
-            .filter(|c| !c.is_empty());
+/// `Authorization: Bearer <credential>`, or `X-API-Key: <key>`; not both. A request carrying
+/// both is ambiguous (which identity should it act as, and should a bad one be ignored?), so it
+/// is refused with a 400 whatever the headers hold, rather than one silently winning.
+fn credential(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let authorization = headers.get(header::AUTHORIZATION);
+    let api_key = headers.get("x-api-key");
+    match (authorization, api_key) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "ambiguous_credentials",
+            "Send either Authorization or X-API-Key, not both.",
+        )),
+        (Some(value), None) => Ok(value.to_str().ok().and_then(|value| {
+            let (scheme, rest) = value.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim())
+                .filter(|c| !c.is_empty())
+        })),
+        (None, Some(value)) => Ok(value.to_str().ok().map(str::trim).filter(|c| !c.is_empty())),
+        (None, None) => Ok(None),
     }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
 }
 
 async fn authenticate_user(state: &AppState, token: &str) -> Result<Principal, ApiError> {
@@ -299,23 +305,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_come_from_bearer_or_api_key_headers() {
+    fn credentials_come_from_bearer_or_api_key_headers_never_both() {
+        fn found(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+            credential(headers).map_err(|e| e.code())
+        }
         let mut headers = HeaderMap::new();
-        assert_eq!(credential(&headers), None);
+        assert_eq!(found(&headers), Ok(None));
         headers.insert("x-api-key", HeaderValue::from_static("aim_x"));
-        assert_eq!(credential(&headers), Some("aim_x"));
+        assert_eq!(found(&headers), Ok(Some("aim_x")));
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("bearer tok"),
         );
-        assert_eq!(credential(&headers), Some("tok"), "Authorization wins");
+        assert_eq!(found(&headers), Err("ambiguous_credentials"));
+        headers.remove("x-api-key");
+        assert_eq!(found(&headers), Ok(Some("tok")));
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Basic dXNlcg=="),
         );
         assert_eq!(
-            credential(&headers),
-            None,
+            found(&headers),
+            Ok(None),
             "other schemes are not credentials"
         );
     }

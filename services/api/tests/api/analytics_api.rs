@@ -628,3 +628,35 @@ async fn long_windows_merge_whole_days_with_the_hours_at_either_end() {
     assert_eq!(series.status, StatusCode::OK, "{}", series.body);
     assert_eq!(sum(&series.body["points"], "value"), 6.0);
 }
+
+#[tokio::test]
+async fn the_csv_export_neutralises_spreadsheet_formulas() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let request = axum::http::Request::get("/api/v1/agents")
+        .header("authorization", format!("Bearer {}", admin.token))
+        .header("user-agent", "=HYPERLINK(\"http://evil.test\",\"x\")")
+        .header("x-request-id", "+cmd=1")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    assert_eq!(app.request(request).await.status, StatusCode::OK);
+    app.drain().await;
+    let (status, _, csv) = app.get_text("/api/v1/analytics/export", &admin.token).await;
+    assert_eq!(status, StatusCode::OK);
+    let row = csv
+        .lines()
+        .find(|l| l.contains("HYPERLINK"))
+        .unwrap_or_else(|| panic!("the call is exported: {csv}"));
+    assert!(
+        row.contains(r#""'=HYPERLINK(""http://evil.test"",""x"")""#),
+        "{row}"
+    );
+    assert!(row.ends_with(",'+cmd=1"), "{row}");
+    let (_, _, ndjson) = app
+        .get_text("/api/v1/analytics/export?format=ndjson", &admin.token)
+        .await;
+    assert!(
+        ndjson.contains(r#""request_id":"+cmd=1""#),
+        "JSON keeps values as they are: {ndjson}"
+    );
+}

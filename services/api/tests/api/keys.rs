@@ -346,3 +346,68 @@ async fn agent_keys_are_rate_limited() {
         "{statuses:?}"
     );
 }
+
+/// Two replicas on one database: a revocation made on one stops the key there at once and on
+/// the other within its key cache's TTL (`AIM_API_KEY_CACHE_TTL_S`), the bound `docs/api.md`
+/// states.
+#[tokio::test]
+async fn a_revocation_reaches_another_replica_within_the_key_cache_ttl() {
+    const TTL_S: u64 = 3;
+    let db = aim_store::testing::TestDatabase::create().await;
+    let ttl = TTL_S.to_string();
+    let overrides = [("AIM_API_KEY_CACHE_TTL_S", ttl.as_str())];
+    let (a, b) = (
+        TestApp::spawn_on(&db, &overrides),
+        TestApp::spawn_on(&db, &overrides),
+    );
+    let admin = a.organization("acme").await;
+    let agent = a.agent(&admin.token, "a").await;
+    let id = agent["id"].as_str().expect("id");
+    let created = a
+        .post_as(
+            &format!("/api/v1/agents/{id}/api-keys"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    let key = created.body["api_key"].as_str().expect("key").to_owned();
+    let key_id = created.body["id"].as_str().expect("key id").to_owned();
+    assert_eq!(
+        b.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::OK
+    );
+    let cached_at = std::time::Instant::now();
+
+    let revoked = a
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/agents/{id}/api-keys/{key_id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        a.get_as("/api/v1/auth/me", &key).await.status,
+        StatusCode::UNAUTHORIZED,
+        "at once on the replica that revoked it"
+    );
+    // The other replica still answers from its cached check; how long is the bound under test.
+    let refused_after = loop {
+        let status = b.get_as("/api/v1/auth/me", &key).await.status;
+        if status == StatusCode::UNAUTHORIZED {
+            break cached_at.elapsed();
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            cached_at.elapsed() < std::time::Duration::from_secs(TTL_S + 2),
+            "still accepted past the TTL"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        refused_after
+            <= std::time::Duration::from_secs(TTL_S) + std::time::Duration::from_millis(500),
+        "refused after {refused_after:?}, beyond the TTL of {TTL_S} s"
+    );
+}

@@ -553,3 +553,33 @@ async fn a_nul_character_in_any_text_input_is_a_4xx_not_a_500() {
         assert!(reply["error"]["code"].is_string(), "{uri}: {reply}");
     }
 }
+
+#[tokio::test]
+async fn authorization_and_x_api_key_together_are_refused_as_ambiguous() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let agent = app.agent(&admin.token, "a").await;
+    let key = app
+        .key(&admin.token, agent["id"].as_str().expect("id"))
+        .await;
+    for (authorization, what) in [
+        (
+            "Bearer not-a-token".to_owned(),
+            "an invalid token beside a valid key",
+        ),
+        (format!("Bearer {}", admin.token), "two valid credentials"),
+        (
+            "Basic dXNlcjpwYXNz".to_owned(),
+            "another scheme beside a key",
+        ),
+    ] {
+        let request = axum::http::Request::get("/api/v1/auth/me")
+            .header("authorization", authorization)
+            .header("x-api-key", &key)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = app.request(request).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{what}");
+        assert_eq!(response.error_code(), "ambiguous_credentials", "{what}");
+    }
+}

@@ -34,7 +34,9 @@ struct ExportQuery {
     from: Option<DateTime<Utc>>,
     /// RFC 3339; default now.
     to: Option<DateTime<Utc>>,
-    /// `csv` (default) or `ndjson`.
+    /// `csv` (default) or `ndjson`. In CSV, a text cell starting with `=`, `+`, `-`, `@`, a
+    /// tab or a carriage return is prefixed with `'` so that spreadsheets do not run it as a
+    /// formula.
     format: Option<String>,
 }
 
@@ -55,34 +57,68 @@ struct Cursor {
     done: bool,
 }
 
+const CSV_HEADER: [&str; 14] = [
+    "id",
+    "called_at",
+    "agent_id",
+    "user_id",
+    "method",
+    "endpoint",
+    "status_code",
+    "duration_ms",
+    "request_size_bytes",
+    "response_size_bytes",
+    "user_agent",
+    "ip_address",
+    "error_message",
+    "request_id",
+];
+
+/// A text cell as a spreadsheet may safely open it (OWASP, CSV injection): a cell a client
+/// controls (a user agent, a request id, a path) starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return would be read as a formula, so it gets a leading `'`, which spreadsheets
+/// show as text. Numbers, times and ids are written by the service and never start so.
+fn text_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
+}
+
+fn csv_record(row: &ExportRow) -> [String; 14] {
+    let id = |id: Option<Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+    let text = |value: Option<&str>| value.map(|v| text_cell(v).into_owned()).unwrap_or_default();
+    [
+        row.id.to_string(),
+        row.called_at
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        id(row.agent_id),
+        id(row.user_id),
+        text_cell(&row.method).into_owned(),
+        text_cell(&row.endpoint).into_owned(),
+        row.status_code.to_string(),
+        row.duration_ms.to_string(),
+        row.request_size_bytes.to_string(),
+        row.response_size_bytes.to_string(),
+        text(row.user_agent.as_deref()),
+        text(row.ip_address.as_deref()),
+        text(row.error_message.as_deref()),
+        text(row.request_id.as_deref()),
+    ]
+}
+
 fn encode(rows: &[ExportRow], format: Format, header: bool) -> Result<Bytes, String> {
     match format {
         Format::Csv => {
-            let mut writer = csv::WriterBuilder::new()
-                .has_headers(header)
-                .from_writer(Vec::new());
-            if header && rows.is_empty() {
-                writer
-                    .write_record([
-                        "id",
-                        "called_at",
-                        "agent_id",
-                        "user_id",
-                        "method",
-                        "endpoint",
-                        "status_code",
-                        "duration_ms",
-                        "request_size_bytes",
-                        "response_size_bytes",
-                        "user_agent",
-                        "ip_address",
-                        "error_message",
-                        "request_id",
-                    ])
-                    .map_err(|e| e.to_string())?;
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            if header {
+                writer.write_record(CSV_HEADER).map_err(|e| e.to_string())?;
             }
             for row in rows {
-                writer.serialize(row).map_err(|e| e.to_string())?;
+                writer
+                    .write_record(csv_record(row))
+                    .map_err(|e| e.to_string())?;
             }
             writer
                 .into_inner()
@@ -180,4 +216,19 @@ async fn export(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(text_cell(formula), format!("'{formula}"), "{formula:?}");
+        }
+        for plain in ["/api/v1/agents", "curl/8.0", "", "a=b"] {
+            assert_eq!(text_cell(plain), plain);
+        }
+    }
 }

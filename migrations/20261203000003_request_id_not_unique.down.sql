@@ -1,0 +1,1 @@
+COMMENT ON COLUMN api_calls.request_id IS NULL;
