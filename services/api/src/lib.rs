@@ -16,6 +16,7 @@ mod maintenance;
 mod metric_names;
 mod metrics_server;
 mod middleware;
+mod openapi;
 mod routes;
 mod secrets;
 mod serve;
@@ -52,8 +53,8 @@ pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
     let analytics = state.pipeline().map(|pipeline| {
         middleware::analytics::AnalyticsLayer::new(pipeline.sink(), state.trust_proxy())
     });
-    let (router, openapi) = routes::router().split_for_parts();
-    let openapi = Arc::new(openapi);
+    let (router, generated) = routes::router().split_for_parts();
+    let openapi = Arc::new(openapi::complete(&generated));
     let router = router
         .route(
             "/api/v1/openapi.json",
@@ -98,8 +99,8 @@ pub fn app_with_cors(state: AppState, cors_origins: &[HeaderValue]) -> Router {
 }
 
 /// The OpenAPI document of every route, as served at `/api/v1/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes::router().split_for_parts().1
+pub fn openapi() -> serde_json::Value {
+    openapi::complete(&routes::router().split_for_parts().1)
 }
 
 async fn not_found() -> ApiError {

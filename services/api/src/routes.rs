@@ -39,7 +39,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
                        scores and verify what they do. Errors always answer \
                        {\"error\": {\"code\", \"message\", \"fields\"?}}."
     ),
-    modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health and status"),
         (name = "auth", description = "Login and sessions"),
@@ -51,17 +50,3 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     )
 )]
 struct ApiDoc;
-
-/// Declares the `bearer` scheme the paths refer to: a user access token or an agent key.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}

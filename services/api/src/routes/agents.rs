@@ -49,7 +49,11 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 struct ListQuery {
     /// Only agents in this status.
     status: Option<AgentStatus>,
+    /// 1–100; 50 by default.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// 0 by default.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -62,7 +66,7 @@ struct AgentList {
 
 /// The organization's agents, oldest first.
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(ListQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = []), ("agent_key" = []), ("agent_key_bearer" = [])), responses(
     (status = 200, body = AgentList),
     (status = 400, body = ErrorEnvelope),
     (status = 401, body = ErrorEnvelope),
@@ -104,14 +108,20 @@ async fn list_agents(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct CreateAgent {
+    #[schema(max_length = 200, pattern = "{not_blank}")]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     description: String,
-    /// Free-form kind, e.g. `ai_agent`, `mcp_server`.
+    /// Free-form kind, e.g. `ai_agent`, `mcp_server`; `ai_agent` by default.
+    #[schema(max_length = 100, pattern = "{not_blank}")]
     agent_type: Option<String>,
-    /// 0.0–1.0; 0.5 by default.
+    /// 0.0–1.0; 0.5 by default. Giving one needs the manager role.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     trust_score: Option<f64>,
+    /// A JSON object of at most 16 KiB (serialized).
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
 }
@@ -119,7 +129,7 @@ struct CreateAgent {
 /// Registers an agent; it starts `pending`, and its initial trust score is recorded in its
 /// history.
 #[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = CreateAgent,
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 201, body = Agent),
     (status = 403, body = ErrorEnvelope),
     (status = 422, body = ErrorEnvelope),
@@ -136,14 +146,14 @@ async fn create_agent(
         principal.user_with(Role::Manager)?;
     }
     let mut errors = FieldErrors::default();
-    errors.text(&body.name, "name", 1, 200);
+    errors.text(&body.name, "name", 200);
     errors.check(
         body.description.chars().count() <= 2000,
         "description",
         "must be at most 2000 characters",
     );
     if let Some(kind) = &body.agent_type {
-        errors.text(kind, "agent_type", 1, 100);
+        errors.text(kind, "agent_type", 100);
     }
     let trust_score = body.trust_score.unwrap_or(DEFAULT_TRUST_SCORE);
     errors.check(
@@ -173,7 +183,7 @@ async fn create_agent(
 
 /// One agent.
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = Uuid, Path)),
-    security(("bearer" = [])), responses(
+    security(("user_token" = []), ("agent_key" = []), ("agent_key_bearer" = [])), responses(
     (status = 200, body = Agent),
     (status = 404, body = ErrorEnvelope),
 ))]
@@ -190,10 +200,15 @@ async fn get_agent(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateAgent {
+    #[schema(max_length = 200, pattern = "{not_blank}")]
     name: Option<String>,
+    #[schema(max_length = 2000)]
     description: Option<String>,
+    #[schema(max_length = 100, pattern = "{not_blank}")]
     agent_type: Option<String>,
+    /// Needs the manager role; a revoked agent's status cannot change (409 `agent_revoked`).
     status: Option<AgentStatus>,
+    /// A JSON object of at most 16 KiB (serialized).
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
 }
@@ -201,10 +216,11 @@ struct UpdateAgent {
 /// Changes an agent's fields; absent fields stay as they are. Trust scores change through
 /// `PUT /agents/{id}/trust-score`.
 #[utoipa::path(patch, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = Uuid, Path)),
-    request_body = UpdateAgent, security(("bearer" = [])), responses(
+    request_body = UpdateAgent, security(("user_token" = [])), responses(
     (status = 200, body = Agent),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope),
+    (status = 409, body = ErrorEnvelope, description = "`agent_revoked`: a status change of a revoked agent"),
     (status = 422, body = ErrorEnvelope),
 ))]
 async fn update_agent(
@@ -221,7 +237,7 @@ async fn update_agent(
     }
     let mut errors = FieldErrors::default();
     if let Some(name) = &body.name {
-        errors.text(name, "name", 1, 200);
+        errors.text(name, "name", 200);
     }
     if let Some(description) = &body.description {
         errors.check(
@@ -231,7 +247,7 @@ async fn update_agent(
         );
     }
     if let Some(kind) = &body.agent_type {
-        errors.text(kind, "agent_type", 1, 100);
+        errors.text(kind, "agent_type", 100);
     }
     check_object(&mut errors, "metadata", body.metadata.as_ref());
     errors.finish()?;
@@ -262,7 +278,7 @@ async fn update_agent(
 /// Deletes an agent: it disappears from the API and its keys are revoked; its history and
 /// analytics are kept.
 #[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = Uuid, Path)),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 204, description = "deleted"),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope),

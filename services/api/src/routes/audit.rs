@@ -24,13 +24,18 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct AuditQuery {
-    /// e.g. `auth.login_failed`, `agent.trust_score_changed`.
+    /// e.g. `auth.login_failed`, `agent.trust_score_changed`; at most 100 characters.
+    #[param(max_length = 100)]
     action: Option<String>,
     actor_id: Option<Uuid>,
     target_id: Option<Uuid>,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
+    /// 1–100; 50 by default.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// 0 by default.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -43,7 +48,7 @@ struct AuditList {
 
 /// Audit events, newest first.
 #[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", params(AuditQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = AuditList),
     (status = 401, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),
@@ -59,6 +64,16 @@ async fn list_audit_events(
         offset: query.offset,
     }
     .page()?;
+    if query.action.as_ref().is_some_and(|a| a.chars().count() > 100) {
+        return Err(ApiError::invalid_parameter(
+            "action must be at most 100 characters",
+        ));
+    }
+    if let (Some(from), Some(to)) = (query.from, query.to)
+        && from >= to
+    {
+        return Err(ApiError::invalid_parameter("to must be after from"));
+    }
     let filter = AuditFilter {
         action: query.action,
         actor_id: query.actor_id,

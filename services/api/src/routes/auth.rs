@@ -33,9 +33,11 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct LoginRequest {
+    #[schema(max_length = 320, pattern = "{not_blank}")]
     email: String,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
     password: SecretString,
 }
 
@@ -86,12 +88,12 @@ async fn login(
 ) -> Result<Json<LoginResponse>, ApiError> {
     use secrecy::ExposeSecret;
     let mut errors = FieldErrors::default();
-    errors.text(&body.email, "email", 1, 320);
-    let password_len = body.password.expose_secret().len();
+    errors.text(&body.email, "email", 320);
+    let password_len = body.password.expose_secret().chars().count();
     errors.check(
         (1..=MAX_PASSWORD_LEN).contains(&password_len),
         "password",
-        "must be 1 to 1024 bytes",
+        "must be 1 to 1024 characters",
     );
     errors.finish()?;
     let email = body.email.trim();
@@ -190,6 +192,7 @@ impl Pair {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
 }
@@ -237,6 +240,7 @@ async fn refresh(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct LogoutRequest {
     refresh_token: String,
 }
@@ -244,7 +248,7 @@ struct LogoutRequest {
 /// Ends the session the refresh token belongs to: the refresh token, and every access token
 /// of that login, stop working with the next request.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 204, description = "revoked (or already revoked)"),
     (status = 401, body = ErrorEnvelope),
 ))]
@@ -284,7 +288,7 @@ enum Me {
 }
 
 /// The caller: the user behind a token, or the agent behind a key.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("user_token" = []), ("agent_key" = []), ("agent_key_bearer" = [])), responses(
     (status = 200, body = Me),
     (status = 401, body = ErrorEnvelope),
 ))]

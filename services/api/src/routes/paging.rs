@@ -16,8 +16,10 @@ pub(crate) const DEFAULT_LIMIT: i64 = 50;
 #[into_params(parameter_in = Query)]
 pub(crate) struct Pagination {
     /// Rows to return, 1 to 100; 50 by default.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Rows to skip; 0 by default.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -36,7 +36,7 @@ struct UserList {
 
 /// The organization's users, oldest first.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(Pagination),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = UserList),
     (status = 401, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),
@@ -57,12 +57,15 @@ async fn list_users(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct CreateUser {
+    #[schema(max_length = 320, pattern = "{email}")]
     email: String,
+    #[schema(max_length = 200, pattern = "{not_blank}")]
     name: String,
     role: Role,
-    /// At least 12 characters.
-    #[schema(value_type = String, format = Password)]
+    /// 12 to 1024 characters.
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 1024)]
     password: SecretString,
 }
 
@@ -77,7 +80,7 @@ pub(crate) fn check_password(errors: &mut FieldErrors, password: &SecretString) 
 
 /// Creates a user in the caller's organization.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 201, body = User),
     (status = 403, body = ErrorEnvelope),
     (status = 409, body = ErrorEnvelope, description = "email taken"),
@@ -96,7 +99,7 @@ async fn create_user(
         "email",
         "must be an email address",
     );
-    errors.text(&body.name, "name", 1, 200);
+    errors.text(&body.name, "name", 200);
     check_password(&mut errors, &body.password);
     errors.finish()?;
     let hash = state
@@ -121,7 +124,7 @@ async fn create_user(
 
 /// One user of the caller's organization.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = User),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope),
@@ -139,6 +142,7 @@ async fn get_user(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct UpdateUser {
     /// `false` deactivates the user (their sessions are revoked); `true` reactivates them.
     is_active: bool,
@@ -146,7 +150,7 @@ struct UpdateUser {
 
 /// Activates or deactivates a user.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
-    request_body = UpdateUser, security(("bearer" = [])), responses(
+    request_body = UpdateUser, security(("user_token" = [])), responses(
     (status = 200, body = User),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope),

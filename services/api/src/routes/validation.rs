@@ -16,13 +16,14 @@ impl FieldErrors {
         }
     }
 
-    /// Checks a text field's trimmed length.
-    pub fn text(&mut self, value: &str, field: &str, min: usize, max: usize) {
-        let len = value.trim().chars().count();
+    /// A text field: at most `max` characters as sent, and not blank (it is stored trimmed).
+    /// Both halves are what JSON Schema can state (`maxLength`, a pattern), so the document
+    /// says exactly this rule.
+    pub fn text(&mut self, value: &str, field: &str, max: usize) {
         self.check(
-            (min..=max).contains(&len),
+            !value.trim().is_empty() && value.chars().count() <= max,
             field,
-            &format!("must be {min} to {max} characters"),
+            &format!("must be 1 to {max} characters and not blank"),
         );
     }
 
@@ -38,8 +39,9 @@ impl FieldErrors {
 /// A plausible address: one `@` with text on both sides, no spaces. Deliverability is not our
 /// business; typos that make an address unusable are.
 pub(crate) fn valid_email(email: &str) -> bool {
+    let within = email.chars().count() <= 320;
     let email = email.trim();
-    email.len() <= 320
+    within
         && !email.contains(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')

@@ -31,7 +31,11 @@ struct VerificationQuery {
     from: Option<DateTime<Utc>>,
     /// Events that started before this instant (RFC 3339).
     to: Option<DateTime<Utc>>,
+    /// 1–100; 50 by default.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// 0 by default.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -44,11 +48,11 @@ struct VerificationList {
 
 /// Verification events, newest first.
 #[utoipa::path(get, path = "/api/v1/verifications", tag = "verifications", params(VerificationQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = []), ("agent_key" = []), ("agent_key_bearer" = [])), responses(
     (status = 200, body = VerificationList),
     (status = 400, body = ErrorEnvelope),
     (status = 401, body = ErrorEnvelope),
-    (status = 422, body = ErrorEnvelope),
+    (status = 403, body = ErrorEnvelope, description = "an agent key asking for another agent's events"),
 ))]
 async fn list_verifications(
     State(state): State<AppState>,
@@ -63,7 +67,7 @@ async fn list_verifications(
     if let (Some(from), Some(to)) = (query.from, query.to)
         && from >= to
     {
-        return Err(ApiError::invalid("to", "must be after from"));
+        return Err(ApiError::invalid_parameter("to must be after from"));
     }
     let agent_id = match principal {
         Principal::Agent { agent_id, .. } => {

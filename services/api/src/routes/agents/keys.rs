@@ -33,7 +33,7 @@ struct KeyList {
 
 /// An agent's keys (display prefix only), newest first, revoked ones included.
 #[utoipa::path(get, path = "/api/v1/agents/{id}/api-keys", tag = "agents", params(("id" = Uuid, Path)),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = KeyList),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope),
@@ -50,11 +50,13 @@ async fn list_keys(
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct CreateKey {
     /// A label for people.
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: String,
-    /// When the key stops working; never by default.
+    /// When the key stops working; never by default. Must be in the future.
     expires_at: Option<DateTime<Utc>>,
 }
 
@@ -69,7 +71,7 @@ struct CreatedKey {
 /// Creates a key for the agent and returns it once. Authenticate with
 /// `Authorization: Bearer aim_…` or `X-API-Key: aim_…`.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/api-keys", tag = "agents", params(("id" = Uuid, Path)),
-    request_body = CreateKey, security(("bearer" = [])), responses(
+    request_body = CreateKey, security(("user_token" = [])), responses(
     (status = 201, body = CreatedKey),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope),
@@ -123,7 +125,7 @@ async fn create_key(
 /// Revokes a key. It stops working on this replica at once and on others within
 /// `AIM_API_KEY_CACHE_TTL_S`.
 #[utoipa::path(delete, path = "/api/v1/agents/{id}/api-keys/{key_id}", tag = "agents",
-    params(("id" = Uuid, Path), ("key_id" = Uuid, Path)), security(("bearer" = [])), responses(
+    params(("id" = Uuid, Path), ("key_id" = Uuid, Path)), security(("user_token" = [])), responses(
     (status = 204, description = "revoked"),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope, description = "no such live key"),

@@ -27,10 +27,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct SetTrustScore {
     /// 0.0–1.0.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     trust_score: f64,
     /// Why; recorded in the history.
+    #[schema(max_length = 500, pattern = "{not_blank}")]
     reason: String,
 }
 
@@ -44,7 +47,7 @@ struct TrustScoreChanged {
 /// Sets an agent's trust score; the change, the previous score, the reason and who made it are
 /// recorded in `trust_score_history` in the same transaction.
 #[utoipa::path(put, path = "/api/v1/agents/{id}/trust-score", tag = "agents", params(("id" = Uuid, Path)),
-    request_body = SetTrustScore, security(("bearer" = [])), responses(
+    request_body = SetTrustScore, security(("user_token" = [])), responses(
     (status = 200, body = TrustScoreChanged),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope),
@@ -64,7 +67,7 @@ async fn set_trust_score(
         "trust_score",
         "must be between 0.0 and 1.0",
     );
-    errors.text(&body.reason, "reason", 1, 500);
+    errors.text(&body.reason, "reason", 500);
     errors.finish()?;
     let (mut agent, previous_score) = aim_store::agents::set_trust_score(
         state.db()?,
@@ -91,7 +94,7 @@ struct TrustHistory {
 
 /// An agent's trust-score changes, newest first, the initial score included.
 #[utoipa::path(get, path = "/api/v1/agents/{id}/trust-history", tag = "agents",
-    params(("id" = Uuid, Path), Pagination), security(("bearer" = [])), responses(
+    params(("id" = Uuid, Path), Pagination), security(("user_token" = []), ("agent_key" = []), ("agent_key_bearer" = [])), responses(
     (status = 200, body = TrustHistory),
     (status = 404, body = ErrorEnvelope),
 ))]

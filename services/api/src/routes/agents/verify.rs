@@ -28,11 +28,15 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 struct VerifyAction {
     /// What the agent wants to do, e.g. `read:customer_records`.
+    #[schema(max_length = 200, pattern = "{not_blank}")]
     action: String,
     /// What it wants to do it to.
+    #[schema(max_length = 500, pattern = "{not_blank}")]
     resource: Option<String>,
+    /// A JSON object of at most 16 KiB (serialized).
     #[schema(value_type = Option<Object>)]
     context: Option<serde_json::Value>,
 }
@@ -66,7 +70,7 @@ pub fn decide(status: AgentStatus, trust_score: f64) -> (VerificationStatus, &'s
 /// Decides whether the agent may perform an action and records the decision as a verification
 /// event. Called by the agent itself (with its key) or by a member+ user of its organization.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/verify-action", tag = "agents", params(("id" = Uuid, Path)),
-    request_body = VerifyAction, security(("bearer" = [])), responses(
+    request_body = VerifyAction, security(("user_token" = []), ("agent_key" = []), ("agent_key_bearer" = [])), responses(
     (status = 200, body = Verification),
     (status = 403, body = ErrorEnvelope),
     (status = 404, body = ErrorEnvelope),
@@ -84,9 +88,9 @@ async fn verify_action(
         principal.user_with(Role::Member)?;
     }
     let mut errors = FieldErrors::default();
-    errors.text(&body.action, "action", 1, 200);
+    errors.text(&body.action, "action", 200);
     if let Some(resource) = &body.resource {
-        errors.text(resource, "resource", 1, 500);
+        errors.text(resource, "resource", 500);
     }
     check_object(&mut errors, "context", body.context.as_ref());
     errors.finish()?;

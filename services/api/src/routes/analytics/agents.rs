@@ -34,6 +34,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct AgentActivityQuery {
     /// 1–720, default 24.
+    #[param(minimum = 1, maximum = 720)]
     hours: Option<i64>,
 }
 
@@ -58,7 +59,7 @@ struct AgentActivity {
 
 /// One agent's hourly activity, zero-filled, oldest first.
 #[utoipa::path(get, path = "/api/v1/analytics/agents/{id}/activity", tag = "analytics",
-    params(("id" = Uuid, Path), AgentActivityQuery), security(("bearer" = [])), responses(
+    params(("id" = Uuid, Path), AgentActivityQuery), security(("user_token" = [])), responses(
     (status = 200, body = AgentActivity),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),
@@ -113,10 +114,13 @@ async fn agent_activity(
 #[into_params(parameter_in = Query)]
 struct AgentsActivityQuery {
     /// 1–100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// Default 0.
+    #[param(minimum = 0)]
     offset: Option<i64>,
     /// 1–365, default 30.
+    #[param(minimum = 1, maximum = 365)]
     days: Option<i64>,
 }
 
@@ -158,7 +162,7 @@ struct AgentsActivity {
 
 /// The organization's agents with their calls over the last `days` days, busiest first.
 #[utoipa::path(get, path = "/api/v1/analytics/agents/activity", tag = "analytics",
-    params(AgentsActivityQuery), security(("bearer" = [])), responses(
+    params(AgentsActivityQuery), security(("user_token" = [])), responses(
     (status = 200, body = AgentsActivity),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),

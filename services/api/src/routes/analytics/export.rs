@@ -37,6 +37,7 @@ struct ExportQuery {
     /// `csv` (default) or `ndjson`. In CSV, a text cell starting with `=`, `+`, `-`, `@`, a
     /// tab or a carriage return is prefixed with `'` so that spreadsheets do not run it as a
     /// formula.
+    #[param(schema_with = crate::openapi::export_format)]
     format: Option<String>,
 }
 
@@ -138,7 +139,7 @@ fn encode(rows: &[ExportRow], format: Format, header: bool) -> Result<Bytes, Str
 
 /// The caller's raw calls, streamed, oldest first.
 #[utoipa::path(get, path = "/api/v1/analytics/export", tag = "analytics", params(ExportQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, description = "text/csv or application/x-ndjson, streamed"),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),

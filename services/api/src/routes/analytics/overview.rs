@@ -45,7 +45,7 @@ struct Overview {
 
 /// The organization at a glance.
 #[utoipa::path(get, path = "/api/v1/analytics/dashboard", tag = "analytics", operation_id = "dashboard",
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = Overview),
     (status = 403, body = ErrorEnvelope),
 ))]

@@ -29,14 +29,8 @@ pub(super) struct Period {
 impl Period {
     /// `days` (1–365) wins over `period`; with neither, `default`.
     pub fn parse(period: Option<&str>, days: Option<i64>, default: &str) -> Result<Self, ApiError> {
-        if let Some(days) = days {
-            return Ok(Self {
-                label: format!("{days}d"),
-                days: Self::days(days)?,
-            });
-        }
         let name = period.unwrap_or(default);
-        let days = match name {
+        let named_days = match name {
             "day" => 1,
             "week" => 7,
             "month" => 30,
@@ -47,9 +41,16 @@ impl Period {
                 ));
             }
         };
+        // Checked even when `days` wins, so an unknown period is refused whatever comes with it.
+        if let Some(days) = days {
+            return Ok(Self {
+                label: format!("{days}d"),
+                days: Self::days(days)?,
+            });
+        }
         Ok(Self {
             label: name.to_owned(),
-            days,
+            days: named_days,
         })
     }
 

@@ -163,12 +163,13 @@ async fn build(
 #[into_params(parameter_in = Query)]
 struct WeeksQuery {
     /// 1–52, default 4.
+    #[param(minimum = 1, maximum = 52)]
     weeks: Option<i64>,
 }
 
 /// Weekly trust-score trends of the organization's agents, from `trust_score_history`.
 #[utoipa::path(get, path = "/api/v1/analytics/trust-score-trends", tag = "analytics", params(WeeksQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = Trends),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),
@@ -199,16 +200,19 @@ fn weeks(asked: Option<i64>) -> Result<i64, ApiError> {
 #[into_params(parameter_in = Query)]
 struct TrendsQuery {
     /// `weeks` (default) or `days`.
+    #[param(schema_with = crate::openapi::trend_period)]
     period: Option<String>,
     /// 1–52, default 4 (with `period=weeks`).
+    #[param(minimum = 1, maximum = 52)]
     weeks: Option<i64>,
     /// 1–90, default 30 (with `period=days`).
+    #[param(minimum = 1, maximum = 90)]
     days: Option<i64>,
 }
 
 /// Trust-score trends by week or by day.
 #[utoipa::path(get, path = "/api/v1/analytics/trends", tag = "analytics", params(TrendsQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = Trends),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),
@@ -218,27 +222,26 @@ async fn trends(
     principal: Principal,
     ApiQuery(query): ApiQuery<TrendsQuery>,
 ) -> Result<Json<Trends>, ApiError> {
-    match query.period.as_deref().unwrap_or("weeks") {
-        "weeks" => build(&state, &principal, TrendUnit::Week, weeks(query.weeks)?)
-            .await
-            .map(Json),
-        "days" => {
-            let days = query.days.unwrap_or(30);
-            if !(1..=90).contains(&days) {
-                return Err(ApiError::invalid_parameter("days must be between 1 and 90"));
-            }
-            build(&state, &principal, TrendUnit::Day, days)
-                .await
-                .map(Json)
-        }
-        _ => Err(ApiError::invalid_parameter("period must be weeks or days")),
+    // Both counts are checked whichever the period, so that a request is refused or served the
+    // same way whatever its other parameters (the document states both ranges).
+    let weeks = weeks(query.weeks)?;
+    let days = query.days.unwrap_or(30);
+    if !(1..=90).contains(&days) {
+        return Err(ApiError::invalid_parameter("days must be between 1 and 90"));
     }
+    let (unit, count) = match query.period.as_deref().unwrap_or("weeks") {
+        "weeks" => (TrendUnit::Week, weeks),
+        "days" => (TrendUnit::Day, days),
+        _ => return Err(ApiError::invalid_parameter("period must be weeks or days")),
+    };
+    build(&state, &principal, unit, count).await.map(Json)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct MonthsQuery {
     /// 1–24, default 6.
+    #[param(minimum = 1, maximum = 24)]
     months: Option<i64>,
 }
 
@@ -274,7 +277,7 @@ struct VerificationActivity {
 
 /// Verification events per month (UTC), every month present, oldest first.
 #[utoipa::path(get, path = "/api/v1/analytics/verification-activity", tag = "analytics", params(MonthsQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = VerificationActivity),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),

@@ -34,8 +34,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct UsageQuery {
     /// `day`, `week`, `month` (default) or `year`.
+    #[param(schema_with = crate::openapi::usage_period)]
     period: Option<String>,
     /// 1–365; overrides `period`.
+    #[param(minimum = 1, maximum = 365)]
     days: Option<i64>,
 }
 
@@ -61,7 +63,7 @@ struct Usage {
 
 /// Usage of the caller's organization over a rolling period.
 #[utoipa::path(get, path = "/api/v1/analytics/usage", tag = "analytics", params(UsageQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = Usage),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope, description = "agent keys cannot read analytics"),
@@ -106,8 +108,10 @@ async fn usage(
 #[into_params(parameter_in = Query)]
 struct EndpointsQuery {
     /// `day` (default), `week`, `month` or `year`.
+    #[param(schema_with = crate::openapi::usage_period)]
     period: Option<String>,
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
@@ -134,7 +138,7 @@ struct EndpointList {
 
 /// Per method and route template: calls, error rate, latency percentiles, bytes; busiest first.
 #[utoipa::path(get, path = "/api/v1/analytics/endpoints", tag = "analytics", params(EndpointsQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = EndpointList),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),
@@ -277,7 +281,7 @@ fn day_start(at: DateTime<Utc>) -> DateTime<Utc> {
 
 /// A zero-filled time series of one metric, for the organization or one of its agents.
 #[utoipa::path(get, path = "/api/v1/analytics/timeseries", tag = "analytics", params(SeriesQuery),
-    security(("bearer" = [])), responses(
+    security(("user_token" = [])), responses(
     (status = 200, body = Series),
     (status = 400, body = ErrorEnvelope),
     (status = 403, body = ErrorEnvelope),
