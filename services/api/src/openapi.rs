@@ -33,8 +33,15 @@ pub(crate) const NOT_BLANK: &str = concat!("^[^\\x00]*[^\\x00", white_space!(), 
 /// The server's email rule (`routes::validation::valid_email`): one `@` with text on both
 /// sides, no white space inside, white space around it trimmed.
 pub(crate) const EMAIL: &str = concat!(
-    "^[", white_space!(), "]*[^\\x00@", white_space!(), "]+@[^\\x00@", white_space!(), "]+[",
-    white_space!(), "]*$"
+    "^[",
+    white_space!(),
+    "]*[^\\x00@",
+    white_space!(),
+    "]+@[^\\x00@",
+    white_space!(),
+    "]+[",
+    white_space!(),
+    "]*$"
 );
 
 /// Every `code` the error envelope can carry.
@@ -346,8 +353,7 @@ fn forbid_nul(schema: &mut Value) {
         object.get("format").and_then(Value::as_str),
         Some("uuid" | "date-time" | "date")
     );
-    if is_string && free_text && !object.contains_key("pattern") && !object.contains_key("enum")
-    {
+    if is_string && free_text && !object.contains_key("pattern") && !object.contains_key("enum") {
         object.insert("pattern".into(), json!(NO_NUL));
     }
     if is_object && !object.contains_key("properties") && !object.contains_key("$ref") {

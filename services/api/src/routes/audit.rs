@@ -64,7 +64,11 @@ async fn list_audit_events(
         offset: query.offset,
     }
     .page()?;
-    if query.action.as_ref().is_some_and(|a| a.chars().count() > 100) {
+    if query
+        .action
+        .as_ref()
+        .is_some_and(|a| a.chars().count() > 100)
+    {
         return Err(ApiError::invalid_parameter(
             "action must be at most 100 characters",
         ));

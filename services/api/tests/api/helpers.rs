@@ -244,7 +244,11 @@ impl TestApp {
         self.proxy.as_ref().expect("spawned behind a proxy")
     }
 
+    /// Sends a request to the router; every response is checked against the OpenAPI document
+    /// ([`crate::contract::check`]).
     pub async fn request(&self, request: Request<Body>) -> TestResponse {
+        let method = request.method().clone();
+        let uri = request.uri().to_string();
         let response = self
             .router
             .clone()
@@ -259,8 +263,14 @@ impl TestApp {
             .await
             .expect("body")
             .to_bytes();
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|t| t.as_bytes().starts_with(b"application/json"));
         let body = if bytes.is_empty() {
             serde_json::Value::Null
+        } else if !json {
+            // An export's CSV or NDJSON, as text.
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 panic!(
@@ -269,6 +279,7 @@ impl TestApp {
                 )
             })
         };
+        crate::contract::check(&method, &uri, status, &body);
         TestResponse {
             status,
             headers,

@@ -67,5 +67,10 @@ async fn the_openapi_document_covers_every_endpoint() {
         expected.len(),
         "a documented route is missing from this list"
     );
-    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    for scheme in ["user_token", "agent_key", "agent_key_bearer"] {
+        assert!(
+            doc["components"]["securitySchemes"][scheme].is_object(),
+            "{scheme}"
+        );
+    }
 }

@@ -583,3 +583,141 @@ async fn authorization_and_x_api_key_together_are_refused_as_ambiguous() {
         assert_eq!(response.error_code(), "ambiguous_credentials", "{what}");
     }
 }
+
+/// Every string input of every operation the document declares, driven from the document: each
+/// query and path parameter, and each text property of each request body (and the keys and
+/// values of its free-form objects) gets U+0000 in an otherwise valid request. Each must be a
+/// 4xx with the envelope, never a 500.
+#[tokio::test]
+async fn a_nul_in_every_string_input_the_document_declares_is_a_4xx() {
+    let app = TestApp::spawn().await;
+    let world = crate::roles::World::new(&app).await;
+    let doc = aim_api::openapi();
+    let rows = crate::roles::table();
+    let admin = 3;
+    let mut tried = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let method: Method = method.to_uppercase().parse().expect("method");
+            let row = rows
+                .iter()
+                .find(|r| r.template == *path && r.method == method);
+            let (uri, body) = match row {
+                Some(row) => world.request(&app, row, admin).await,
+                None => (path.clone(), unauthenticated_body(path)),
+            };
+            let credential = row.map(|_| world.admin.token.as_str());
+            let mut cases: Vec<(String, String, Option<Value>)> = Vec::new();
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().expect("name");
+                match parameter["in"].as_str() {
+                    Some("query") => {
+                        let sep = if uri.contains('?') { '&' } else { '?' };
+                        cases.push((
+                            format!("query {name}"),
+                            format!("{uri}{sep}{name}=a%00b"),
+                            body.clone(),
+                        ));
+                    }
+                    Some("path") => {
+                        let with_nul = path
+                            .split('/')
+                            .zip(uri.split('?').next().unwrap_or_default().split('/'))
+                            .map(|(t, u)| {
+                                if t == format!("{{{name}}}") {
+                                    "a%00b"
+                                } else {
+                                    u
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join("/");
+                        cases.push((format!("path {name}"), with_nul, body.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
+            {
+                let schema = resolve(&doc, schema);
+                for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+                    let property = resolve(&doc, property);
+                    let types = property["type"].to_string();
+                    let base = body.clone().unwrap_or_else(|| json!({}));
+                    if types.contains("string") && property.get("enum").is_none() {
+                        let mut with_nul = base.clone();
+                        with_nul[name] = json!("a\u{0}b");
+                        cases.push((format!("body {name}"), uri.clone(), Some(with_nul)));
+                    }
+                    if types.contains("object") {
+                        let mut in_key = base.clone();
+                        in_key[name] = json!({ "k\u{0}": 1 });
+                        let mut in_value = base.clone();
+                        in_value[name] = json!({ "k": ["v\u{0}"] });
+                        cases.push((format!("body {name} key"), uri.clone(), Some(in_key)));
+                        cases.push((format!("body {name} value"), uri.clone(), Some(in_value)));
+                    }
+                }
+            }
+            for (input, uri, body) in cases {
+                tried += 1;
+                let response = app.call(method.clone(), &uri, credential, body).await;
+                assert!(
+                    matches!(response.status.as_u16(), 400 | 422),
+                    "{method} {path}, U+0000 in {input}: {} {}",
+                    response.status,
+                    response.body
+                );
+                response.error_code();
+            }
+        }
+    }
+    assert!(tried > 60, "only {tried} inputs tried");
+}
+
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => doc
+            .pointer(reference.trim_start_matches('#'))
+            .expect("the reference resolves"),
+        None => schema,
+    }
+}
+
+/// Valid bodies of the operations that take no credentials.
+fn unauthenticated_body(path: &str) -> Option<Value> {
+    match path {
+        "/api/v1/auth/login" => Some(json!({ "email": "a@b.test", "password": PASSWORD })),
+        "/api/v1/auth/refresh" => Some(json!({ "refresh_token": "x" })),
+        _ => None,
+    }
+}
+
+/// JSON numbers at the edge of a double (PostgreSQL writes them back as long decimals) survive
+/// the round trip through `jsonb`; they were 500s on read-back.
+#[tokio::test]
+async fn extreme_numbers_in_metadata_and_context_round_trip() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let metadata = json!({ "max": f64::MAX, "min": -f64::MAX, "tiny": 5e-324, "big": 1e300 });
+    let created = app
+        .post_as(
+            "/api/v1/agents",
+            &admin.token,
+            json!({ "name": "x", "metadata": metadata }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["metadata"], metadata);
+    let id = created.body["id"].as_str().expect("id");
+    let verified = app
+        .post_as(
+            &format!("/api/v1/agents/{id}/verify-action"),
+            &admin.token,
+            json!({ "action": "read", "context": { "n": 1.797_693_134_862_315_5e308 } }),
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    let listed = app.get_as("/api/v1/verifications", &admin.token).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+}

@@ -156,7 +156,8 @@ async fn verify_action_checks_its_caller_and_input() {
             &admin.token,
         )
         .await;
-    assert_eq!(range.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(range.status, StatusCode::BAD_REQUEST);
+    assert_eq!(range.error_code(), "invalid_parameter");
     let bad_time = app
         .get_as("/api/v1/verifications?from=yesterday", &admin.token)
         .await;
