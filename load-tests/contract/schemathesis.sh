@@ -5,7 +5,7 @@
 # key in X-API-Key, the same key as a bearer token, no credentials, and an admin's token.
 # Fails when Schemathesis reports any failure.
 #
-#   load-tests/contract/schemathesis.sh      # EXAMPLES=25 SEED=20261203 MAX_TIME_S=120 per caller
+#   load-tests/contract/schemathesis.sh      # EXAMPLES=25 SEED=20261203 MAX_TIME_S=100 per caller
 #
 # Starts `aim` (the debug build `cargo test` already compiled) on its embedded PostgreSQL in a
 # temporary folder, loopback only; bounded: each caller's run stops after MAX_TIME_S. Installs
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 SCHEMATHESIS_VERSION=4.32.5
 examples=${EXAMPLES:-25}
 seed=${SEED:-20261203}
-max_time=${MAX_TIME_S:-120}
+max_time=${MAX_TIME_S:-100}
 for tool in curl python3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed" >&2; exit 1; }
 done
@@ -72,7 +72,8 @@ run() {
   local who=$1
   shift
   echo "== Schemathesis $SCHEMATHESIS_VERSION as $who (seed $seed, $examples examples per operation)"
-  "$venv/bin/schemathesis" --no-color run "$base/api/v1/openapi.json" --checks all --seed "$seed" \
+  "$venv/bin/schemathesis" --no-color --config-file load-tests/contract/schemathesis.toml \
+    run "$base/api/v1/openapi.json" --checks all --seed "$seed" \
     --max-examples "$examples" --max-time "$max_time" --workers 1 \
     --report junit --report-dir "target/schemathesis/$who" "$@" || status=1
 }

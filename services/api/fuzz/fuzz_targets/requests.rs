@@ -41,16 +41,9 @@ struct Fixture {
 fn operations() -> Vec<(Method, String)> {
     let openapi = aim_api::openapi();
     let mut found = Vec::new();
-    for (path, item) in &openapi.paths.paths {
-        let methods = [
-            (Method::GET, item.get.is_some()),
-            (Method::POST, item.post.is_some()),
-            (Method::PUT, item.put.is_some()),
-            (Method::PATCH, item.patch.is_some()),
-            (Method::DELETE, item.delete.is_some()),
-        ];
-        for (method, present) in methods {
-            if present {
+    for (path, item) in openapi["paths"].as_object().into_iter().flatten() {
+        for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+            if let Ok(method) = method.to_uppercase().parse::<Method>() {
                 found.push((method, path.clone()));
             }
         }

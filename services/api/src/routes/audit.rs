@@ -46,7 +46,8 @@ struct AuditList {
     paging: Paging,
 }
 
-/// Audit events, newest first.
+/// Audit events, newest first. `from` must be before `to` (a 400 `invalid_parameter`
+/// otherwise).
 #[utoipa::path(get, path = "/api/v1/audit-events", tag = "audit", params(AuditQuery),
     security(("user_token" = [])), responses(
     (status = 200, body = AuditList),

@@ -246,7 +246,8 @@ struct LogoutRequest {
 }
 
 /// Ends the session the refresh token belongs to: the refresh token, and every access token
-/// of that login, stop working with the next request.
+/// of that login, stop working with the next request. The refresh token must be a valid one of
+/// the caller's (422 otherwise).
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = LogoutRequest,
     security(("user_token" = [])), responses(
     (status = 204, description = "revoked (or already revoked)"),

@@ -148,7 +148,8 @@ struct UpdateUser {
     is_active: bool,
 }
 
-/// Activates or deactivates a user.
+/// Activates or deactivates a user. An admin cannot deactivate themself (422). Deactivating
+/// ends every session of the user: tokens from before do not work after a reactivation.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = Uuid, Path)),
     request_body = UpdateUser, security(("user_token" = [])), responses(
     (status = 200, body = User),

@@ -46,7 +46,8 @@ struct VerificationList {
     paging: Paging,
 }
 
-/// Verification events, newest first.
+/// Verification events, newest first. `from` must be before `to` (a 400 `invalid_parameter`
+/// otherwise).
 #[utoipa::path(get, path = "/api/v1/verifications", tag = "verifications", params(VerificationQuery),
     security(("user_token" = []), ("agent_key" = []), ("agent_key_bearer" = [])), responses(
     (status = 200, body = VerificationList),

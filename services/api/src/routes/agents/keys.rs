@@ -69,7 +69,8 @@ struct CreatedKey {
 }
 
 /// Creates a key for the agent and returns it once. Authenticate with
-/// `Authorization: Bearer aim_…` or `X-API-Key: aim_…`.
+/// `Authorization: Bearer aim_…` or `X-API-Key: aim_…`. `expires_at`, when given, must be in
+/// the future (422 otherwise).
 #[utoipa::path(post, path = "/api/v1/agents/{id}/api-keys", tag = "agents", params(("id" = Uuid, Path)),
     request_body = CreateKey, security(("user_token" = [])), responses(
     (status = 201, body = CreatedKey),

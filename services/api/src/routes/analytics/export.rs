@@ -137,7 +137,8 @@ fn encode(rows: &[ExportRow], format: Format, header: bool) -> Result<Bytes, Str
     }
 }
 
-/// The caller's raw calls, streamed, oldest first.
+/// The caller's raw calls, streamed, oldest first. `from` must be before `to`, and the range at
+/// most 31 days (a 400 `invalid_parameter` otherwise).
 #[utoipa::path(get, path = "/api/v1/analytics/export", tag = "analytics", params(ExportQuery),
     security(("user_token" = [])), responses(
     (status = 200, description = "text/csv or application/x-ndjson, streamed"),

@@ -279,7 +279,9 @@ fn day_start(at: DateTime<Utc>) -> DateTime<Utc> {
         .and_utc()
 }
 
-/// A zero-filled time series of one metric, for the organization or one of its agents.
+/// A zero-filled time series of one metric, for the organization or one of its agents. `from`
+/// must be before `to`, and the range at most 744 hourly or 366 daily buckets (a 400
+/// `invalid_parameter` otherwise).
 #[utoipa::path(get, path = "/api/v1/analytics/timeseries", tag = "analytics", params(SeriesQuery),
     security(("user_token" = [])), responses(
     (status = 200, body = Series),
