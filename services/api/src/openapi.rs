@@ -8,7 +8,7 @@
 //!   bearer token); each operation's annotation lists the ones it accepts;
 //! - the error responses that follow from an operation's shape: 400, 401, 403, 404, 413, 415,
 //!   422, 429, 500 and 503, each with the error envelope, its `code` values and its headers;
-//! - the text rule PostgreSQL imposes: no string anywhere in a request may hold U+0000;
+//! - the text rule PostgreSQL imposes: no string in a request may hold U+0000;
 //! - `Me` as a flat discriminated union that common client generators parse.
 //!
 //! utoipa has no hook that sees the merged document of every router, so this works on the
@@ -326,7 +326,7 @@ fn header_schema(header: &str) -> Value {
 }
 
 /// Adds [`NO_NUL`] to every string schema that has no pattern, format or enum of its own, and
-/// to the keys and values of free-form objects, at any depth.
+/// to the keys of free-form objects.
 fn forbid_nul(schema: &mut Value) {
     let Some(object) = schema.as_object_mut() else {
         return;
@@ -356,11 +356,11 @@ fn forbid_nul(schema: &mut Value) {
     if is_string && free_text && !object.contains_key("pattern") && !object.contains_key("enum") {
         object.insert("pattern".into(), json!(NO_NUL));
     }
+    // Free-form objects (`metadata`, `context`): their keys. The same rule holds for every
+    // string at any depth inside them, which only a recursive schema could say, and client
+    // generators (openapi-python-client) fail on one; the fields' descriptions say it instead.
     if is_object && !object.contains_key("properties") && !object.contains_key("$ref") {
         object.insert("propertyNames".into(), json!({ "pattern": NO_NUL }));
-        object
-            .entry("additionalProperties")
-            .or_insert_with(|| json!({ "$ref": "#/components/schemas/JsonValue" }));
     }
     for key in ["properties", "patternProperties"] {
         if let Some(properties) = object.get_mut(key).and_then(Value::as_object_mut) {
@@ -381,22 +381,8 @@ fn forbid_nul(schema: &mut Value) {
 
 /// `Me` is a user or an agent, told apart by `type`. utoipa writes it as `oneOf` of `allOf`s,
 /// which client generators (openapi-python-client, openapi-typescript) fail on; this writes it
-/// as `oneOf` two flat objects with a `discriminator`, and adds `JsonValue`, the free-form
-/// value without U+0000 that [`forbid_nul`] refers to.
+/// as `oneOf` two flat objects with a `discriminator`.
 fn flatten_me(schemas: &mut Map<String, Value>) {
-    schemas.insert(
-        "JsonValue".into(),
-        json!({
-            "description": "Any JSON value whose strings and keys hold no U+0000.",
-            "anyOf": [
-                {"type": "null"}, {"type": "boolean"}, {"type": "number"},
-                {"type": "string", "pattern": NO_NUL},
-                {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
-                {"type": "object", "propertyNames": {"pattern": NO_NUL},
-                 "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}}
-            ]
-        }),
-    );
     for (name, base, tag) in [("UserMe", "User", "user"), ("AgentMe", "Agent", "agent")] {
         let Some(mut flat) = schemas.get(base).cloned() else {
             continue;
@@ -437,7 +423,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn free_form_strings_and_objects_refuse_nul_at_any_depth() {
+    fn free_form_strings_and_object_keys_refuse_nul() {
         let mut schema = json!({
             "type": "object",
             "properties": {

@@ -121,7 +121,7 @@ struct CreateAgent {
     /// 0.0–1.0; 0.5 by default. Giving one needs the manager role.
     #[schema(minimum = 0.0, maximum = 1.0)]
     trust_score: Option<f64>,
-    /// A JSON object of at most 16 KiB (serialized).
+    /// A JSON object of at most 16 KiB (serialized), with no U+0000 in any key or string.
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
 }
@@ -208,7 +208,7 @@ struct UpdateAgent {
     agent_type: Option<String>,
     /// Needs the manager role; a revoked agent's status cannot change (409 `agent_revoked`).
     status: Option<AgentStatus>,
-    /// A JSON object of at most 16 KiB (serialized).
+    /// A JSON object of at most 16 KiB (serialized), with no U+0000 in any key or string.
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
 }

@@ -36,7 +36,7 @@ struct VerifyAction {
     /// What it wants to do it to.
     #[schema(max_length = 500, pattern = "{not_blank}")]
     resource: Option<String>,
-    /// A JSON object of at most 16 KiB (serialized).
+    /// A JSON object of at most 16 KiB (serialized), with no U+0000 in any key or string.
     #[schema(value_type = Option<Object>)]
     context: Option<serde_json::Value>,
 }
