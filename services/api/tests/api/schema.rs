@@ -355,7 +355,7 @@ async fn down_to_the_identity_schema_keeps_identities_and_up_again_records_calls
     assert!(!reverted.is_empty() && reverted.iter().all(|v| *v > IDENTITY));
     assert_eq!(identities(pool.clone()).await, before, "identities survive");
     let analytics = aim_store::maintenance::ANALYTICS_TABLES;
-    for gone in std::iter::once("refresh_tokens").chain(analytics) {
+    for gone in ["refresh_tokens", "sessions"].into_iter().chain(analytics) {
         let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
             .bind(gone)
             .fetch_one(&pool)
@@ -404,4 +404,31 @@ async fn down_to_the_identity_schema_keeps_identities_and_up_again_records_calls
         .expect("rows");
     assert_eq!(rows, 3, "the calls after the way back up are recorded");
     pool.close().await;
+}
+
+/// The schema says what the API documents: `api_calls.request_id` is not unique.
+#[tokio::test]
+async fn the_schema_says_request_ids_are_not_unique() {
+    let db = TestDatabase::create().await;
+    let pool = aim_store::connect_lazy(&db.settings(), &aim_store::PoolSettings::default());
+    let comment: Option<String> = sqlx::query_scalar(
+        "SELECT col_description('api_calls'::regclass, attnum) FROM pg_attribute \
+         WHERE attrelid = 'api_calls'::regclass AND attname = 'request_id'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("comment");
+    assert!(
+        comment.as_deref().is_some_and(|c| c.contains("NOT unique")),
+        "{comment:?}"
+    );
+    let unique: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+           ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) \
+         WHERE i.indrelid = 'api_calls'::regclass AND i.indisunique AND a.attname = 'request_id')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("indexes");
+    assert!(!unique);
 }

@@ -148,3 +148,41 @@ async fn the_whole_story_and_another_organization_sees_none_of_it() {
         "key still works"
     );
 }
+
+/// Another organization's admin can neither revive nor revoke our agent, nor end our sessions.
+#[tokio::test]
+async fn another_organization_cannot_change_an_agents_status_or_end_a_session() {
+    let app = TestApp::spawn().await;
+    let ours = app.organization("acme").await;
+    let theirs = app.organization("globex").await;
+    let agent = app.agent(&ours.token, "a").await;
+    let id = agent["id"].as_str().expect("id");
+    for status in ["revoked", "verified"] {
+        let patched = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/agents/{id}"),
+                Some(&theirs.token),
+                Some(json!({ "status": status })),
+            )
+            .await;
+        assert_eq!(patched.status, StatusCode::NOT_FOUND, "{status}");
+    }
+    let read = app
+        .get_as(&format!("/api/v1/agents/{id}"), &ours.token)
+        .await;
+    assert_eq!(read.body["status"], "pending");
+    let logout = app
+        .post_as(
+            "/api/v1/auth/logout",
+            &theirs.token,
+            json!({ "refresh_token": ours.refresh_token }),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.get_as("/api/v1/auth/me", &ours.token).await.status,
+        StatusCode::OK,
+        "our session is untouched"
+    );
+}

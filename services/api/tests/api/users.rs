@@ -114,3 +114,25 @@ async fn user_input_is_validated() {
     assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_id.error_code(), "invalid_path");
 }
+
+/// Emails are global (login is by email alone): an address taken in another organization
+/// answers exactly as one taken in the admin's own, so the answer never says where it is.
+#[tokio::test]
+async fn a_taken_email_answers_the_same_whichever_organization_holds_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.organization("acme").await;
+    let other = app.organization("globex").await;
+    let create = |email: String| json!({ "email": email, "name": "dup", "role": "viewer", "password": PASSWORD });
+    let ours = app
+        .post_as("/api/v1/users", &admin.token, create(admin.email.clone()))
+        .await;
+    let theirs = app
+        .post_as("/api/v1/users", &admin.token, create(other.email.clone()))
+        .await;
+    assert_eq!(ours.status, StatusCode::CONFLICT);
+    assert_eq!(
+        (theirs.status, &theirs.body),
+        (ours.status, &ours.body),
+        "the same answer, byte for byte"
+    );
+}
