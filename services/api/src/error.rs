@@ -294,6 +294,18 @@ mod tests {
         ];
         let codes: std::collections::HashSet<_> = all.iter().map(ApiError::code).collect();
         assert_eq!(codes.len(), all.len());
+        // The OpenAPI document's enum of codes lists every one, those of 400s included.
+        let bad_requests = [
+            "malformed_json",
+            "unreadable_body",
+            "invalid_query",
+            "invalid_path",
+            "invalid_parameter",
+            "ambiguous_credentials",
+        ];
+        for code in codes.iter().copied().chain(bad_requests) {
+            assert!(crate::openapi::ERROR_CODES.contains(&code), "{code}");
+        }
     }
 
     #[test]

@@ -44,8 +44,8 @@ pub(crate) const EMAIL: &str = concat!(
     "]*$"
 );
 
-/// Every `code` the error envelope can carry.
-const ERROR_CODES: &[&str] = &[
+/// Every `code` the error envelope can carry (`error.rs` checks each `ApiError` against it).
+pub(crate) const ERROR_CODES: &[&str] = &[
     "malformed_json",
     "unreadable_body",
     "invalid_query",
@@ -166,7 +166,10 @@ pub(crate) fn export_format() -> utoipa::openapi::Object {
 
 /// The served document: utoipa's, completed.
 pub(crate) fn complete(generated: &utoipa::openapi::OpenApi) -> Value {
-    let mut doc = serde_json::to_value(generated).unwrap_or_else(|_| json!({}));
+    // Start-up: a document of string-keyed maps always serializes; the service must not serve
+    // a wrong one if it ever did not.
+    let mut doc =
+        serde_json::to_value(generated).expect("the generated OpenAPI document serializes");
     add_components(&mut doc);
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
