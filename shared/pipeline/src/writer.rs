@@ -26,9 +26,14 @@ use crate::transaction::{Outcome, Statements, WriteError, write_batch};
 /// 50,000 events takes well under a second.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the writers' connections call themselves (`pg_stat_activity.application_name`), so
+/// their backends' CPU can be told apart from the request path's (load-tests/callgrind).
+pub const WRITERS_APPLICATION_NAME: &str = "aim-analytics";
+
 /// The writers' connection settings plus [`STATEMENT_TIMEOUT`], after any `options` the
-/// settings already carry.
+/// settings already carry, and their own [`WRITERS_APPLICATION_NAME`].
 pub(crate) fn with_statement_timeout(mut database: TokioPostgres) -> TokioPostgres {
+    database.config.application_name(WRITERS_APPLICATION_NAME);
     let timeout = format!("-c statement_timeout={}", STATEMENT_TIMEOUT.as_millis());
     let options = match database.config.get_options() {
         Some(existing) if !existing.is_empty() => format!("{existing} {timeout}"),

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The analytics cost, counted: the release `aim` under valgrind's callgrind, analytics on and then
+# off, each sent the same fixed sequence of requests (sequence.py) after a warm-up that is not
+# counted. Instruction counts do not depend on what else the machine is doing, so two runs of
+# the same build agree within about 1%, where wall-clock pairs on two shared cores swing ±20%.
+#
+#   load-tests/callgrind/cost.sh        # REQUESTS=2000 WARMUP=200 RUNS=1 FLUSH_MS=5000
+#
+# Prints, per request: instructions on the request threads (tokio workers), on the pipeline's
+# threads (`aim-analytics`), on the others, and in total, on and off, and the ratios; and the
+# PostgreSQL CPU of the writers' backends and of the request path's backends per 1,000 calls
+# (from /proc, not callgrind: the count is of `aim`'s own instructions only). RUNS=2 repeats
+# each mode to show the count repeats.
+#
+# Quiet on purpose: a private PostgreSQL (aim's embedded cluster in a temporary folder), the key
+# cache's TTL and the maintenance interval far longer than the run, the agent rate limit off.
+# With FLUSH_MS=5000 the writers see batches of hundreds; FLUSH_MS=200 is the default interval
+# (batches of ~30 at valgrind's slow rate). Loopback only; bounded by REQUESTS and timeouts.
+# Needs valgrind (Debian's valgrind package), python3 and curl.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+requests=${REQUESTS:-2000}
+warmup=${WARMUP:-200}
+runs=${RUNS:-1}
+flush_ms=${FLUSH_MS:-5000}
+for tool in valgrind callgrind_control python3 curl; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "$tool is not installed (valgrind: sudo apt-get install valgrind)" >&2
+    exit 1
+  }
+done
+
+work=$(mktemp -d)
+chmod 755 "$work"
+pid=
+stop() {
+  if [ -n "$pid" ]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=
+  fi
+}
+trap 'stop; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import sys, json; print(json.load(sys.stdin)$1)"; }
+wait_ready() {
+  for _ in $(seq 1 1200); do
+    curl -fsS "$1/health/ready" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "aim exited; see $work" >&2; return 1; }
+    sleep 0.25
+  done
+  echo "the service at $1 did not become ready" >&2
+  return 1
+}
+
+cargo build --release --locked --quiet -p aim-api
+email=cost@example.test
+password="cost-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
+port=$(free_port)
+metrics_port=$(free_port)
+base="http://127.0.0.1:$port"
+common=(AIM_DATA_DIR="$work/data" AIM_LISTEN="127.0.0.1:$port" AIM_METRICS_LISTEN="127.0.0.1:$metrics_port"
+  AIM_ADMIN_EMAIL="$email" AIM_ADMIN_PASSWORD="$password" AIM_AGENT_RATE_LIMIT_PER_S=0
+  AIM_API_KEY_CACHE_TTL_S=86400 AIM_MAINTENANCE_INTERVAL_S=86400 AIM_ANALYTICS_FLUSH_MS="$flush_ms"
+  RUST_LOG=warn)
+
+# Provision natively: the cluster, the admin, an agent and its key.
+env "${common[@]}" RUST_LOG="warn,aim_api::database=info" AIM_LOG_FORMAT=json \
+  ./target/release/aim serve >"$work/provision.out" 2>"$work/provision.log" &
+pid=$!
+wait_ready "$base"
+token=$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
+  -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json '["token"]')
+agent=$(curl -fsS "$base/api/v1/agents" -H "authorization: Bearer $token" \
+  -H 'content-type: application/json' -d '{"name":"cost"}' | json '["id"]')
+key=$(curl -fsS -X POST "$base/api/v1/agents/$agent/api-keys" -H "authorization: Bearer $token" \
+  -H 'content-type: application/json' -d '{}' | json '["api_key"]')
+# The embedded cluster's URL, to read its backends' CPU; it keeps running between the runs.
+database=$(grep -o '"url":"postgres://[^"]*' "$work/provision.log" | head -1 | cut -d'"' -f4 || true)
+[ -n "$database" ] || { echo "no database URL in the log" >&2; exit 1; }
+stop
+
+# Rows in api_calls. (Not /metrics: its process collector reads the auxiliary vector in a way
+# valgrind's emulation does not support, and the process dies.)
+written() { psql "$database" -Atc 'SELECT count(*) FROM api_calls'; }
+# CPU ticks (utime + stime) of the cluster's backends, by application_name.
+backend_ticks() {
+  python3 - "$database" "$1" <<'PY'
+import subprocess, sys
+url, name = sys.argv[1], sys.argv[2]
+pids = subprocess.run(["psql", url, "-Atc",
+    f"SELECT pid FROM pg_stat_activity WHERE application_name = '{name}'"],
+    capture_output=True, text=True, check=True).stdout.split()
+total = 0
+for pid in pids:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    except OSError:
+        pass
+print(total)
+PY
+}
+
+results="$work/results"
+: >"$results"
+for run in $(seq 1 "$runs"); do
+  for mode in on off; do
+    enabled=true
+    [ "$mode" = off ] && enabled=false
+    out="$work/$mode-$run"
+    mkdir -p "$out"
+    env "${common[@]}" AIM_ANALYTICS_ENABLED="$enabled" \
+      valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/callgrind.out" \
+      ./target/release/aim serve >"$out/aim.out" 2>"$out/valgrind.log" &
+    pid=$!
+    wait_ready "$base"
+    start_rows=$(written)
+    warm=$(python3 load-tests/callgrind/sequence.py "$base" "$token" "$key" "$agent" "$warmup")
+    if [ "$mode" = on ]; then
+      for _ in $(seq 1 600); do [ "$(written)" -ge "$((start_rows + warm))" ] && break; sleep 0.5; done
+    fi
+    # Past two flush intervals: nothing of the warm-up is left to write.
+    sleep $((flush_ms * 2 / 1000 + 1))
+    before_written=$(written)
+    before_writers=$(backend_ticks aim-analytics)
+    before_api=$(backend_ticks aim)
+    callgrind_control -z "$pid" >/dev/null
+    # The threads, in creation order: valgrind numbers them so (threads do not exit here).
+    ls /proc/"$pid"/task | sort -n | while read -r tid; do cat /proc/"$pid"/task/"$tid"/comm; done >"$out/threads.before"
+    recorded=$(python3 load-tests/callgrind/sequence.py "$base" "$token" "$key" "$agent" "$requests")
+    if [ "$mode" = on ]; then
+      # Every recorded call of the sequence written before the count is taken.
+      target=$((before_written + recorded))
+      for _ in $(seq 1 1200); do [ "$(written)" -ge "$target" ] && break; sleep 0.5; done
+      [ "$(written)" -ge "$target" ] || { echo "the writers did not write every call" >&2; exit 1; }
+    fi
+    ls /proc/"$pid"/task | sort -n | while read -r tid; do cat /proc/"$pid"/task/"$tid"/comm; done >"$out/threads.after"
+    cmp -s "$out/threads.before" "$out/threads.after" ||
+      echo "warning: the thread set changed during the $mode run; labels may be off" >&2
+    after_writers=$(backend_ticks aim-analytics)
+    after_api=$(backend_ticks aim)
+    callgrind_control -d "$pid" >/dev/null
+    sleep 2
+    stop
+    python3 - "$out" "$mode" "$requests" "$((after_writers - before_writers))" \
+      "$((after_api - before_api))" >>"$results" <<'PY'
+import glob, os, re, sys
+out, mode, requests, writers_ticks, api_ticks = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+names = open(os.path.join(out, "threads.after")).read().split("\n")
+groups = {"request": 0, "pipeline": 0, "other": 0}
+# The dump taken with callgrind_control -d is part 1: callgrind.out.1-NN per thread.
+for path in glob.glob(os.path.join(out, "callgrind.out.1-*")):
+    thread = int(path.rsplit("-", 1)[1])
+    name = names[thread - 1] if thread - 1 < len(names) else "?"
+    text = open(path).read()
+    m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+    count = int(m.group(1)) if m else 0
+    group = "request" if name.startswith("tokio-runtime") else "pipeline" if name.startswith("aim-analytics") else "other"
+    groups[group] += count
+ticks = os.sysconf("SC_CLK_TCK")
+total = sum(groups.values())
+print(mode, groups["request"] / requests, groups["pipeline"] / requests, groups["other"] / requests,
+      total / requests, writers_ticks / ticks * 1000 / requests, api_ticks / ticks * 1000 / requests)
+PY
+  done
+done
+
+python3 - "$results" "$requests" "$flush_ms" <<'PY'
+import sys
+rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
+requests, flush_ms = sys.argv[2], sys.argv[3]
+print(f"instructions per request ({requests} requests, one connection, AIM_ANALYTICS_FLUSH_MS={flush_ms})")
+print(f"{'run':>4} {'mode':>4} {'request threads':>16} {'pipeline':>10} {'other':>10} {'total':>12}   PostgreSQL CPU s per 1,000 calls: writers, request path")
+for i, r in enumerate(rows):
+    print(f"{i // 2 + 1:>4} {r[0]:>4} {float(r[1]):>16,.0f} {float(r[2]):>10,.0f} {float(r[3]):>10,.0f} {float(r[4]):>12,.0f}   {float(r[5]):.3f}, {float(r[6]):.3f}")
+for i in range(0, len(rows) - 1, 2):
+    on, off = rows[i], rows[i + 1]
+    print(f"run {i // 2 + 1}: request threads on/off {float(on[1]) / float(off[1]):.3f}, "
+          f"whole process on/off {float(on[4]) / float(off[4]):.3f}, "
+          f"pipeline instructions per event {float(on[2]):,.0f}")
+ons = [float(r[4]) for r in rows if r[0] == "on"]
+offs = [float(r[4]) for r in rows if r[0] == "off"]
+for label, xs in (("on", ons), ("off", offs)):
+    if len(xs) > 1:
+        print(f"repeatability ({label}, whole process): runs within {abs(max(xs) / min(xs) - 1) * 100:.2f}%")
+PY
