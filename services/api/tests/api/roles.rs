@@ -101,12 +101,11 @@ impl World {
         if destructive && template.starts_with("/api/v1/agents/{id}") {
             agent = self.fresh_agent(app).await;
         }
-        let mut uri = template
-            .replace("{id}", &agent)
-            .replace("/users/{id}", &format!("/users/{}", self.spare_user));
-        if template.starts_with("/api/v1/users/{id}") {
-            uri = format!("/api/v1/users/{}", self.spare_user);
-        }
+        let mut uri = if template.starts_with("/api/v1/users/{id}") {
+            format!("/api/v1/users/{}", self.spare_user)
+        } else {
+            template.replace("{id}", &agent)
+        };
         if template == "/api/v1/analytics/timeseries" {
             uri.push_str("?metric=api_calls");
         }
