@@ -23,6 +23,7 @@ requests=${REQUESTS:-2000}
 warmup=${WARMUP:-200}
 runs=${RUNS:-1}
 flush_ms=${FLUSH_MS:-5000}
+mix=${MIX:-recording}
 for tool in valgrind callgrind_control python3 curl; do
   command -v "$tool" >/dev/null 2>&1 || {
     echo "$tool is not installed (valgrind: sudo apt-get install valgrind)" >&2
@@ -111,12 +112,12 @@ for run in $(seq 1 "$runs"); do
     out="$work/$mode-$run"
     mkdir -p "$out"
     env "${common[@]}" AIM_ANALYTICS_ENABLED="$enabled" \
-      valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/callgrind.out" \
+      valgrind --tool=callgrind --separate-threads=yes --fair-sched=yes --callgrind-out-file="$out/callgrind.out" \
       ./target/release/aim serve >"$out/aim.out" 2>"$out/valgrind.log" &
     pid=$!
     wait_ready "$base"
     start_rows=$(written)
-    warm=$(python3 load-tests/callgrind/sequence.py "$base" "$token" "$key" "$agent" "$warmup")
+    warm=$(python3 load-tests/callgrind/sequence.py "$base" "$token" "$key" "$agent" "$warmup" "$mix")
     if [ "$mode" = on ]; then
       for _ in $(seq 1 600); do [ "$(written)" -ge "$((start_rows + warm))" ] && break; sleep 0.5; done
     fi
@@ -128,7 +129,7 @@ for run in $(seq 1 "$runs"); do
     callgrind_control -z "$pid" >/dev/null
     # The threads, in creation order: valgrind numbers them so (threads do not exit here).
     ls /proc/"$pid"/task | sort -n | while read -r tid; do cat /proc/"$pid"/task/"$tid"/comm; done >"$out/threads.before"
-    recorded=$(python3 load-tests/callgrind/sequence.py "$base" "$token" "$key" "$agent" "$requests")
+    recorded=$(python3 load-tests/callgrind/sequence.py "$base" "$token" "$key" "$agent" "$requests" "$mix")
     if [ "$mode" = on ]; then
       # Every recorded call of the sequence written before the count is taken.
       target=$((before_written + recorded))
@@ -156,7 +157,8 @@ for path in glob.glob(os.path.join(out, "callgrind.out.1-*")):
     text = open(path).read()
     m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
     count = int(m.group(1)) if m else 0
-    group = "request" if name.startswith("tokio-runtime") else "pipeline" if name.startswith("aim-analytics") else "other"
+    # Thread names are cut to 15 bytes: tokio's workers show as "tokio-rt-worker".
+    group = "request" if name.startswith("tokio-r") else "pipeline" if name.startswith("aim-analytics") else "other"
     groups[group] += count
 ticks = os.sysconf("SC_CLK_TCK")
 total = sum(groups.values())

@@ -23,7 +23,7 @@
 //! (ledger + [`crate::copy`] + [`crate::rollup`]), [`crate::spiller`] and [`crate::spool`],
 //! [`crate::replayer`]; [`crate::runtime`] is the threads they run on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -53,30 +53,42 @@ pub enum PipelineError {
     Runtime(#[source] std::io::Error),
 }
 
-/// The request path's handle: hand over an event without waiting.
+/// The request path's handle: hand over an event without waiting. One shared allocation, so a
+/// clone per request is one reference count.
 #[derive(Clone)]
-pub struct Sink {
+pub struct Sink(Arc<SinkInner>);
+
+struct SinkInner {
     tx: flume::Sender<ApiCallEvent>,
     stats: Arc<PipelineStats>,
-    closed: Arc<AtomicBool>,
+    closed: AtomicBool,
 }
 
 impl Sink {
     /// Never blocks, never fails the caller: a full queue or a closed pipeline drops the event
     /// and counts it.
     pub fn record(&self, event: ApiCallEvent) {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
-        if self.closed.load(Ordering::Acquire) {
-            self.stats.drop_events(DropReason::Shutdown, 1);
+        let sink = &*self.0;
+        sink.stats.received.fetch_add(1, Ordering::Relaxed);
+        if sink.closed.load(Ordering::Acquire) {
+            sink.stats.drop_events(DropReason::Shutdown, 1);
             return;
         }
-        match self.tx.try_send(event) {
+        match sink.tx.try_send(event) {
             Ok(()) => {}
-            Err(flume::TrySendError::Full(_)) => self.stats.drop_events(DropReason::QueueFull, 1),
+            Err(flume::TrySendError::Full(_)) => sink.stats.drop_events(DropReason::QueueFull, 1),
             Err(flume::TrySendError::Disconnected(_)) => {
-                self.stats.drop_events(DropReason::Shutdown, 1);
+                sink.stats.drop_events(DropReason::Shutdown, 1);
             }
         }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.closed.load(Ordering::Acquire)
+    }
+
+    fn close(&self) {
+        self.0.closed.store(true, Ordering::Release);
     }
 }
 
@@ -152,6 +164,7 @@ impl Pipeline {
             closing: CancellationToken::new(),
             hurry: CancellationToken::new(),
             replayed: Mutex::new(HashSet::new()),
+            prepared: Mutex::new(HashMap::new()),
             config,
         });
         let writers = (0..state.config.writers.max(1))
@@ -173,11 +186,11 @@ impl Pipeline {
             tracing::info_span!("analytics_replayer"),
         ));
         Ok(Self {
-            sink: Sink {
+            sink: Sink(Arc::new(SinkInner {
                 tx,
                 stats,
-                closed: Arc::new(AtomicBool::new(false)),
-            },
+                closed: AtomicBool::new(false),
+            })),
             rx,
             state,
             tasks: Mutex::new(Some(Tasks {
@@ -208,7 +221,7 @@ impl Pipeline {
 
     pub fn status(&self) -> PipelineStatus {
         let s = self.state.stats.snapshot();
-        let state = if self.sink.closed.load(Ordering::Relaxed) {
+        let state = if self.sink.is_closed() {
             "stopping"
         } else if s.database_down {
             "spooling"
@@ -239,7 +252,7 @@ impl Pipeline {
         else {
             return 0;
         };
-        self.sink.closed.store(true, Ordering::Release);
+        self.sink.close();
         self.state.closing.cancel();
         let now = Instant::now();
         let hurry_at = now + (deadline.saturating_duration_since(now) * 3) / 4;

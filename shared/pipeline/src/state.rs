@@ -1,7 +1,7 @@
 //! What the pipeline's tasks share: its configuration, counters, the writers' pool, the spool
 //! and the signals between the tasks. Holds no behaviour beyond locking the spool.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::config::PipelineConfig;
 use crate::spool::{Spool, SpoolError};
 use crate::stats::PipelineStats;
+use crate::transaction::Statements;
 
 pub(crate) struct State {
     pub config: PipelineConfig,
@@ -25,6 +26,9 @@ pub(crate) struct State {
     pub hurry: CancellationToken,
     /// Batches of partially replayed segments already applied, so a re-read skips them.
     pub replayed: Mutex<HashSet<Uuid>>,
+    /// Each pooled connection's prepared batch statements, by the pool's id for it, so a batch
+    /// neither rebuilds the SQL texts nor hashes them into the connection's statement cache.
+    pub prepared: Mutex<HashMap<deadpool_postgres::ObjectId, Arc<Statements>>>,
 }
 
 impl State {

@@ -133,7 +133,7 @@ pub(crate) async fn write_to_database<T: AsRow>(
             .get()
             .await
             .map_err(|e| WriteError::Unavailable(Box::new(e)))?;
-        let statements = cached_statements(&client, state.config.rollups)
+        let statements = cached_statements(state, &client)
             .await
             .map_err(WriteError::classify)?;
         let result = write_batch(&client, &statements, batch_id, rows).await;
@@ -149,21 +149,30 @@ pub(crate) async fn write_to_database<T: AsRow>(
     }
 }
 
-/// The batch statements, prepared once per pooled connection.
+/// The batch statements, prepared once per pooled connection and kept by its pool id. Entries of
+/// connections the pool has since closed are dropped once the map holds more than the pool can.
 async fn cached_statements(
+    state: &State,
     client: &deadpool_postgres::Object,
-    rollups: bool,
-) -> Result<Statements, tokio_postgres::Error> {
-    let rollups = if rollups {
-        Some(
-            RollupStatements::prepare_with(|sql| async move { client.prepare_cached(&sql).await })
-                .await?,
-        )
+) -> Result<Arc<Statements>, tokio_postgres::Error> {
+    let id = deadpool_postgres::Object::id(client);
+    if let Some(statements) = state.prepared.lock().ok().and_then(|p| p.get(&id).cloned()) {
+        return Ok(statements);
+    }
+    let rollups = if state.config.rollups {
+        Some(RollupStatements::prepare(client).await?)
     } else {
         None
     };
-    Ok(Statements {
-        copy: client.prepare_cached(crate::copy::COPY).await?,
+    let statements = Arc::new(Statements {
+        copy: client.prepare(crate::copy::COPY).await?,
         rollups,
-    })
+    });
+    if let Ok(mut prepared) = state.prepared.lock() {
+        if prepared.len() > state.pool.status().max_size {
+            prepared.clear();
+        }
+        prepared.insert(id, Arc::clone(&statements));
+    }
+    Ok(statements)
 }

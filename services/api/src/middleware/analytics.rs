@@ -3,7 +3,7 @@
 //!
 //! Per request it clones a few cheap handles (the method, the interned route template, the
 //! `User-Agent` and `x-request-id` header values), allocates one small shared slot, and wraps
-//! both bodies to count bytes. Authentication fills the slot with the caller's organization,
+//! the response body (and a request body, when there is one) to count bytes. Authentication fills the slot with the caller's organization,
 //! agent and user. The event is handed to the pipeline's bounded queue with `try_send` when the
 //! response body has been sent or dropped, so `duration_ms` and `response_size_bytes` cover the
 //! whole response. A call without an organization is no row: it is counted in
@@ -131,6 +131,9 @@ where
         }
         let endpoint = intern(endpoint.unwrap_or(UNMATCHED));
         let state = Arc::new(CallState::default());
+        // A request without a body (most GETs) has no bytes to count: no wrapper to allocate
+        // and no `Content-Length` to read.
+        let bodyless = request.body().is_end_stream();
         let headers = request.headers();
         let pending = Pending {
             sink: self.sink.clone(),
@@ -145,14 +148,18 @@ where
             ),
             // Already an allocation of its own: set by the request-id middleware.
             request_id: headers.get(&X_REQUEST_ID).cloned(),
-            content_length: content_length(headers),
+            content_length: if bodyless { 0 } else { content_length(headers) },
             started: Instant::now(),
             called_at: SystemTime::now(),
         };
         request
             .extensions_mut()
             .insert(AnalyticsSlot(Arc::clone(&state)));
-        let request = request.map(|body| Body::new(RequestBody { inner: body, state }));
+        let request = if bodyless {
+            request
+        } else {
+            request.map(|body| Body::new(RequestBody { inner: body, state }))
+        };
         AnalyticsFuture {
             inner: self.inner.call(request),
             pending: Some(pending),
@@ -222,7 +229,7 @@ impl Finished {
         };
         let counted = p.state.request_bytes.load(Ordering::Relaxed);
         p.sink.record(ApiCallEvent {
-            id: Uuid::now_v7(),
+            id: event_id(p.called_at),
             organization_id: who.organization_id,
             agent_id: who.agent_id,
             user_id: who.user_id,
@@ -328,6 +335,20 @@ impl HttpBody for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// A version 7 id from the call's own time. Without the process-wide context `Uuid::now_v7`
+/// locks (ids need to be unique, not ordered within a millisecond) and with the `fast-rng`
+/// feature the random bits come from a thread-local generator, not a system call per id.
+fn event_id(called_at: SystemTime) -> Uuid {
+    let since_epoch = called_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        since_epoch.as_secs(),
+        since_epoch.subsec_nanos(),
+    ))
 }
 
 fn data_len(frame: &Frame<Bytes>) -> u64 {

@@ -37,25 +37,13 @@ impl RollupStatements {
     /// # Errors
     /// The database error.
     pub async fn prepare(client: &Client) -> Result<Self, Error> {
-        Self::prepare_with(|sql| async move { client.prepare(&sql).await }).await
-    }
-
-    /// Prepares through `prepare` (a pooled connection's statement cache, say).
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn prepare_with<F, Fut>(prepare: F) -> Result<Self, Error>
-    where
-        F: Fn(String) -> Fut,
-        Fut: std::future::Future<Output = Result<Statement, Error>>,
-    {
         let mut read = Vec::new();
         let mut update = Vec::new();
         let mut upsert = Vec::new();
         for table in Table::ALL {
-            read.push(prepare(read_sql(table)).await?);
-            update.push(prepare(update_sql(table)).await?);
-            upsert.push(prepare(upsert_sql(table)).await?);
+            read.push(client.prepare(&read_sql(table)).await?);
+            update.push(client.prepare(&update_sql(table)).await?);
+            upsert.push(client.prepare(&upsert_sql(table)).await?);
         }
         Ok(Self {
             read,
