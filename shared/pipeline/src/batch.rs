@@ -1,57 +1,95 @@
 //! Batching: taking events off the queue in batches ended by size or by the age of their first
-//! event. Owns the queue's read side; calls nothing else of the pipeline.
+//! event. Owns the queue's read side and the signal the request path rings as the queue fills;
+//! calls nothing else of the pipeline.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::ApiCallEvent;
 
-/// How often a writer gathering a batch looks at the queue again.
-const FILL_CHECK: Duration = Duration::from_millis(10);
+/// At most this many events are handed over between two wake-ups of a writer gathering a batch.
+const WAKE_EVERY_MAX: usize = 1024;
 
-/// Takes the next batch: waits for a first event, then takes more until `max` or until
-/// `flush_after` has passed since the first. When closing, waits no longer: returns what is
-/// queued, and `None` once the queue is empty. Every event taken is counted in `in_flight` at
+/// How the request path tells a writer gathering a batch that more events wait: it counts the
+/// events it hands over and wakes a writer every `every` of them. A writer is woken by the
+/// count, never by a clock, so its wake-ups are a few per batch at any rate (and an idle
+/// service's writers sleep), where waking on each event would cost a cross-thread wake-up per
+/// call and looking every few milliseconds would cost wake-ups whether or not calls come.
+pub(crate) struct Filling {
+    handed: AtomicUsize,
+    every: usize,
+    notify: Notify,
+}
+
+impl Filling {
+    /// Wakes a writer every `min(batch_max, 1024)` events: soon enough for it to cut full
+    /// batches, rarely enough to cost nothing per call.
+    pub(crate) fn new(batch_max: usize) -> Self {
+        Self {
+            handed: AtomicUsize::new(0),
+            every: batch_max.clamp(1, WAKE_EVERY_MAX),
+            notify: Notify::new(),
+        }
+    }
+
+    /// After each event queued: one atomic add, and a wake-up every `every` events.
+    pub(crate) fn handed_over(&self) {
+        let handed = self.handed.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if handed.is_multiple_of(self.every) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// Takes the next batch into `batch` (emptied first; a writer passes the same vector every time,
+/// so its capacity is allocated once rather than faulted in afresh for every batch): waits for a
+/// first event, then takes more until `max` or until `flush_after` has passed since the first.
+/// When closing, waits no longer: takes what is queued, and returns `false` once the queue is
+/// empty. Every event taken is counted in `in_flight` at
 /// once, so one that waits in a batch still being gathered is never missing from the accounting.
 ///
-/// After the first event the writer looks at the queue every [`FILL_CHECK`] rather than waiting
-/// on it: waiting would wake it (another thread, in another runtime) for every event the API
-/// hands over, thousands of times a second under load, when one look in ten milliseconds takes
-/// them all.
+/// After the first event the writer takes what is queued and sleeps until the batch's age is
+/// up or [`Filling`] says more have come.
 pub(crate) async fn next_batch(
     rx: &flume::Receiver<ApiCallEvent>,
+    batch: &mut Vec<ApiCallEvent>,
+    filling: &Filling,
     max: usize,
     flush_after: Duration,
     closing: &CancellationToken,
     in_flight: &AtomicI64,
-) -> Option<Vec<ApiCallEvent>> {
+) -> bool {
+    batch.clear();
     let first = tokio::select! {
         biased;
-        received = rx.recv_async() => received.ok()?,
-        () = closing.cancelled() => rx.try_recv().ok()?,
+        received = rx.recv_async() => received.ok(),
+        () = closing.cancelled() => rx.try_recv().ok(),
+    };
+    let Some(first) = first else {
+        return false;
     };
     in_flight.fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + flush_after;
-    let mut batch = Vec::with_capacity(max.min(4096));
     batch.push(first);
     while batch.len() < max {
         let before = batch.len();
         batch.extend(rx.try_iter().take(max - batch.len()));
         in_flight.fetch_add((batch.len() - before) as i64, Ordering::Relaxed);
-        let now = Instant::now();
-        if batch.len() >= max || closing.is_cancelled() || now >= deadline {
+        if batch.len() >= max || closing.is_cancelled() || Instant::now() >= deadline {
             break;
         }
         tokio::select! {
             biased;
             () = closing.cancelled() => {}
-            () = tokio::time::sleep_until(deadline.min(now + FILL_CHECK)) => {}
+            () = filling.notify.notified() => {}
+            () = tokio::time::sleep_until(deadline) => {}
         }
     }
-    Some(batch)
+    true
 }
 
 #[cfg(test)]
@@ -103,7 +141,8 @@ mod tests {
                 closing.cancel();
                 let mut sizes = Vec::new();
                 let mut seen = Vec::new();
-                while let Some(batch) = next_batch(&rx, max, Duration::from_secs(3600), &closing, &AtomicI64::new(0)).await {
+                let mut batch = Vec::new();
+                while next_batch(&rx, &mut batch, &Filling::new(max), max, Duration::from_secs(3600), &closing, &AtomicI64::new(0)).await {
                     sizes.push(batch.len());
                     seen.extend(batch.iter().map(|e| e.request_size_bytes));
                 }
@@ -120,15 +159,19 @@ mod tests {
         let closing = CancellationToken::new();
         tx.send(event(0)).expect("queued");
         let started = Instant::now();
-        let batch = next_batch(
-            &rx,
-            100,
-            Duration::from_millis(250),
-            &closing,
-            &AtomicI64::new(0),
-        )
-        .await
-        .expect("a batch");
+        let mut batch = Vec::new();
+        assert!(
+            next_batch(
+                &rx,
+                &mut batch,
+                &Filling::new(100),
+                100,
+                Duration::from_millis(250),
+                &closing,
+                &AtomicI64::new(0),
+            )
+            .await
+        );
         assert_eq!(batch.len(), 1);
         assert_eq!(
             started.elapsed(),
@@ -139,15 +182,57 @@ mod tests {
         for i in 0..10 {
             tx.send(event(i)).expect("queued");
         }
-        let batch = next_batch(
-            &rx,
-            4,
-            Duration::from_secs(60),
-            &closing,
-            &AtomicI64::new(0),
-        )
-        .await
-        .expect("a batch");
+        assert!(
+            next_batch(
+                &rx,
+                &mut batch,
+                &Filling::new(4),
+                4,
+                Duration::from_secs(60),
+                &closing,
+                &AtomicI64::new(0),
+            )
+            .await
+        );
         assert_eq!(batch.len(), 4, "flushed on size at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gathering_writer_is_woken_by_the_count_of_events_not_by_a_clock() {
+        let (tx, rx) = flume::bounded(64);
+        let filling = std::sync::Arc::new(Filling::new(8));
+        let closing = CancellationToken::new();
+        tx.send(event(0)).expect("queued");
+        filling.handed_over();
+        let started = Instant::now();
+        let gathering = {
+            let filling = std::sync::Arc::clone(&filling);
+            tokio::spawn(async move {
+                let mut batch = Vec::new();
+                let taken = next_batch(
+                    &rx,
+                    &mut batch,
+                    &filling,
+                    8,
+                    Duration::from_secs(60),
+                    &closing,
+                    &AtomicI64::new(0),
+                )
+                .await;
+                taken.then_some(batch)
+            })
+        };
+        tokio::task::yield_now().await;
+        for i in 1..8 {
+            tx.send(event(i)).expect("queued");
+            filling.handed_over();
+        }
+        let batch = gathering.await.expect("task").expect("a batch");
+        assert_eq!(batch.len(), 8);
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "cut when the eighth event came, not when the batch's age was up"
+        );
     }
 }

@@ -11,6 +11,8 @@
 //!           replay sealed spool segments in order (the ledger drops what was already applied)
 //! spiller:  past 3/4 of the queue's capacity (every writer waiting on a database that answers,
 //!           only too slowly), move the oldest events to the spool, down to half
+//! filling:  the sink counts the events it hands over and wakes a writer gathering a batch
+//!           every 1,024 (or every batch_max) of them: no clock, no wake-up per event
 //! ```
 //!
 //! Shutdown ([`Pipeline::shutdown`]): the sink closes (later events count as `shutdown` drops),
@@ -33,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::Filling;
 use crate::config::PipelineConfig;
 use crate::event::ApiCallEvent;
 use crate::replayer::{recover, run_replayer};
@@ -60,6 +63,7 @@ pub struct Sink(Arc<SinkInner>);
 
 struct SinkInner {
     tx: flume::Sender<ApiCallEvent>,
+    filling: Arc<Filling>,
     stats: Arc<PipelineStats>,
     closed: AtomicBool,
 }
@@ -75,7 +79,7 @@ impl Sink {
             return;
         }
         match sink.tx.try_send(event) {
-            Ok(()) => {}
+            Ok(()) => sink.filling.handed_over(),
             Err(flume::TrySendError::Full(_)) => sink.stats.drop_events(DropReason::QueueFull, 1),
             Err(flume::TrySendError::Disconnected(_)) => {
                 sink.stats.drop_events(DropReason::Shutdown, 1);
@@ -156,7 +160,9 @@ impl Pipeline {
         let runtime = analytics_runtime(config.writers.max(1), config.nice)
             .map_err(PipelineError::Runtime)?;
         let (tx, rx) = flume::bounded(config.queue_capacity);
+        let filling = Arc::new(Filling::new(config.batch_max));
         let state = Arc::new(State {
+            filling: Arc::clone(&filling),
             stats: Arc::clone(&stats),
             pool,
             spool: Mutex::new(spool),
@@ -188,6 +194,7 @@ impl Pipeline {
         Ok(Self {
             sink: Sink(Arc::new(SinkInner {
                 tx,
+                filling,
                 stats,
                 closed: AtomicBool::new(false),
             })),

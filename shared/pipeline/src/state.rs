@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::batch::Filling;
 use crate::config::PipelineConfig;
 use crate::spool::{Spool, SpoolError};
 use crate::stats::PipelineStats;
@@ -18,6 +19,8 @@ pub(crate) struct State {
     pub stats: Arc<PipelineStats>,
     pub pool: deadpool_postgres::Pool,
     pub spool: Mutex<Spool>,
+    /// Rung by the sink as events are handed over; wakes a writer gathering a batch.
+    pub filling: Arc<Filling>,
     /// Woken when a batch is spooled or the database goes down.
     pub wake: Notify,
     /// Writers: drain the queue and stop.

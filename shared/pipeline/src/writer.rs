@@ -45,8 +45,11 @@ pub(crate) fn with_statement_timeout(mut database: TokioPostgres) -> TokioPostgr
 
 pub(crate) async fn run_writer(state: Arc<State>, rx: flume::Receiver<ApiCallEvent>) {
     let max = state.config.batch_max.max(1);
-    while let Some(events) = next_batch(
+    let mut events = Vec::new();
+    while next_batch(
         &rx,
+        &mut events,
+        &state.filling,
         max,
         state.config.flush_after,
         &state.closing,
@@ -54,23 +57,23 @@ pub(crate) async fn run_writer(state: Arc<State>, rx: flume::Receiver<ApiCallEve
     )
     .await
     {
-        deliver(&state, Uuid::now_v7(), events).await;
+        deliver(&state, Uuid::now_v7(), &events).await;
     }
 }
 
 /// Writes a fresh batch straight from its events, or spools it when the database is down.
-async fn deliver(state: &Arc<State>, batch_id: Uuid, events: Vec<ApiCallEvent>) {
+async fn deliver(state: &Arc<State>, batch_id: Uuid, events: &[ApiCallEvent]) {
     let n = events.len() as i64;
     if !state.stats.database_down.load(Ordering::Relaxed) {
         let started = std::time::Instant::now();
-        let result = write_to_database(state, batch_id, &events).await;
+        let result = write_to_database(state, batch_id, events).await;
         let settled = settle(state, batch_id, n as u64, result, started.elapsed());
         if settled != Settled::Unavailable {
             state.stats.in_flight.fetch_sub(n, Ordering::Relaxed);
             return;
         }
     }
-    spool_events(state, batch_id, &events).await;
+    spool_events(state, batch_id, events).await;
 }
 
 /// What became of a batch the database was asked to write.
