@@ -13,7 +13,9 @@
 # each mode to show the count repeats.
 #
 # Quiet on purpose: a private PostgreSQL (aim's embedded cluster in a temporary folder), the key
-# cache's TTL and the maintenance interval far longer than the run, the agent rate limit off.
+# cache's TTL and the maintenance interval far longer than the run, the agent rate limit off, and
+# one request thread (TOKIO_WORKER_THREADS=1: the sequence is one connection, and a second idle
+# worker would spend a varying number of instructions looking for work to steal).
 # With FLUSH_MS=5000 the writers see batches of hundreds; FLUSH_MS=200 is the default interval
 # (batches of ~30 at valgrind's slow rate). Loopback only; bounded by REQUESTS and timeouts.
 # Needs valgrind (Debian's valgrind package), python3 and curl.
@@ -24,12 +26,8 @@ warmup=${WARMUP:-200}
 runs=${RUNS:-1}
 flush_ms=${FLUSH_MS:-5000}
 mix=${MIX:-recording}
-for tool in valgrind callgrind_control python3 curl; do
-  command -v "$tool" >/dev/null 2>&1 || {
-    echo "$tool is not installed (valgrind: sudo apt-get install valgrind)" >&2
-    exit 1
-  }
-done
+source load-tests/lib.sh
+require valgrind callgrind_control python3 curl psql
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -42,18 +40,6 @@ stop() {
   fi
 }
 trap 'stop; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import sys, json; print(json.load(sys.stdin)$1)"; }
-wait_ready() {
-  for _ in $(seq 1 1200); do
-    curl -fsS "$1/health/ready" >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || { echo "aim exited; see $work" >&2; return 1; }
-    sleep 0.25
-  done
-  echo "the service at $1 did not become ready" >&2
-  return 1
-}
-
 cargo build --release --locked --quiet -p aim-api
 email=cost@example.test
 password="cost-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
@@ -63,13 +49,13 @@ base="http://127.0.0.1:$port"
 common=(AIM_DATA_DIR="$work/data" AIM_LISTEN="127.0.0.1:$port" AIM_METRICS_LISTEN="127.0.0.1:$metrics_port"
   AIM_ADMIN_EMAIL="$email" AIM_ADMIN_PASSWORD="$password" AIM_AGENT_RATE_LIMIT_PER_S=0
   AIM_API_KEY_CACHE_TTL_S=86400 AIM_MAINTENANCE_INTERVAL_S=86400 AIM_ANALYTICS_FLUSH_MS="$flush_ms"
-  RUST_LOG=warn)
+  TOKIO_WORKER_THREADS=1 RUST_LOG=warn)
 
 # Provision natively: the cluster, the admin, an agent and its key.
 env "${common[@]}" RUST_LOG="warn,aim_api::database=info" AIM_LOG_FORMAT=json \
   ./target/release/aim serve >"$work/provision.out" 2>"$work/provision.log" &
 pid=$!
-wait_ready "$base"
+wait_ready "$base" "$pid"
 token=$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json '["token"]')
 agent=$(curl -fsS "$base/api/v1/agents" -H "authorization: Bearer $token" \
@@ -115,7 +101,7 @@ for run in $(seq 1 "$runs"); do
       valgrind --tool=callgrind --separate-threads=yes --fair-sched=yes --callgrind-out-file="$out/callgrind.out" \
       ./target/release/aim serve >"$out/aim.out" 2>"$out/valgrind.log" &
     pid=$!
-    wait_ready "$base"
+    wait_ready "$base" "$pid"
     start_rows=$(written)
     warm=$(python3 load-tests/callgrind/sequence.py "$base" "$token" "$key" "$agent" "$warmup" "$mix")
     if [ "$mode" = on ]; then
@@ -145,9 +131,9 @@ for run in $(seq 1 "$runs"); do
     sleep 2
     stop
     python3 - "$out" "$mode" "$requests" "$((after_writers - before_writers))" \
-      "$((after_api - before_api))" >>"$results" <<'PY'
+      "$((after_api - before_api))" "$recorded" >>"$results" <<'PY'
 import glob, os, re, sys
-out, mode, requests, writers_ticks, api_ticks = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+out, mode, requests, writers_ticks, api_ticks, recorded = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 names = open(os.path.join(out, "threads.after")).read().split("\n")
 groups = {"request": 0, "pipeline": 0, "other": 0}
 # The dump taken with callgrind_control -d is part 1: callgrind.out.1-NN per thread.
@@ -162,8 +148,10 @@ for path in glob.glob(os.path.join(out, "callgrind.out.1-*")):
     groups[group] += count
 ticks = os.sysconf("SC_CLK_TCK")
 total = sum(groups.values())
+# The writers' backends per 1,000 recorded calls, the request path's per 1,000 requests.
 print(mode, groups["request"] / requests, groups["pipeline"] / requests, groups["other"] / requests,
-      total / requests, writers_ticks / ticks * 1000 / requests, api_ticks / ticks * 1000 / requests)
+      total / requests, writers_ticks / ticks * 1000 / recorded, api_ticks / ticks * 1000 / requests,
+      groups["pipeline"] / recorded)
 PY
   done
 done
@@ -173,14 +161,14 @@ import sys
 rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
 requests, flush_ms = sys.argv[2], sys.argv[3]
 print(f"instructions per request ({requests} requests, one connection, AIM_ANALYTICS_FLUSH_MS={flush_ms})")
-print(f"{'run':>4} {'mode':>4} {'request threads':>16} {'pipeline':>10} {'other':>10} {'total':>12}   PostgreSQL CPU s per 1,000 calls: writers, request path")
+print(f"{'run':>4} {'mode':>4} {'request threads':>16} {'pipeline':>10} {'other':>10} {'total':>12}   PostgreSQL CPU s: writers per 1,000 recorded calls, request path per 1,000 requests")
 for i, r in enumerate(rows):
     print(f"{i // 2 + 1:>4} {r[0]:>4} {float(r[1]):>16,.0f} {float(r[2]):>10,.0f} {float(r[3]):>10,.0f} {float(r[4]):>12,.0f}   {float(r[5]):.3f}, {float(r[6]):.3f}")
 for i in range(0, len(rows) - 1, 2):
     on, off = rows[i], rows[i + 1]
     print(f"run {i // 2 + 1}: request threads on/off {float(on[1]) / float(off[1]):.3f}, "
           f"whole process on/off {float(on[4]) / float(off[4]):.3f}, "
-          f"pipeline instructions per event {float(on[2]):,.0f}")
+          f"pipeline instructions per recorded call {float(on[7]):,.0f}")
 ons = [float(r[4]) for r in rows if r[0] == "on"]
 offs = [float(r[4]) for r in rows if r[0] == "off"]
 for label, xs in (("on", ons), ("off", offs)):

@@ -17,9 +17,8 @@ cd "$(dirname "$0")/../.."
 pairs=${PAIRS:-5}
 seconds=${SECONDS_PER_RUN:-8}
 connections=${CONNECTIONS:-32}
-for tool in oha curl python3 psql; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not installed" >&2; exit 1; }
-done
+source load-tests/lib.sh
+require oha curl python3 psql
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -30,17 +29,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-json() { python3 -c "import sys, json; print(json.load(sys.stdin)$1)"; }
-wait_ready() {
-  for _ in $(seq 1 300); do
-    curl -fsS "$1/health/ready" >/dev/null 2>&1 && return 0
-    sleep 0.2
-  done
-  echo "the service at $1 did not become ready" >&2
-  return 1
-}
-
 cargo build --release --locked --quiet -p aim-api
 email=overhead@example.test
 password="overhead-$(python3 -c 'import secrets; print(secrets.token_hex(8))')"
