@@ -26,12 +26,13 @@ pub(crate) struct Filling {
 }
 
 impl Filling {
-    /// Wakes a writer every `min(batch_max, 1024)` events: soon enough for it to cut full
-    /// batches, rarely enough to cost nothing per call.
-    pub(crate) fn new(batch_max: usize) -> Self {
+    /// Wakes a writer every `min(batch_max, queue_capacity / 4, 1024)` events: soon enough for
+    /// it to cut full batches and to empty a small queue long before the spiller (at 3/4 of it)
+    /// or a drop would, rarely enough to cost nothing per call.
+    pub(crate) fn new(batch_max: usize, queue_capacity: usize) -> Self {
         Self {
             handed: AtomicUsize::new(0),
-            every: batch_max.clamp(1, WAKE_EVERY_MAX),
+            every: batch_max.min(queue_capacity / 4).clamp(1, WAKE_EVERY_MAX),
             notify: Notify::new(),
         }
     }
@@ -49,8 +50,8 @@ impl Filling {
 /// so its capacity is allocated once rather than faulted in afresh for every batch): waits for a
 /// first event, then takes more until `max` or until `flush_after` has passed since the first.
 /// When closing, waits no longer: takes what is queued, and returns `false` once the queue is
-/// empty. Every event taken is counted in `in_flight` at
-/// once, so one that waits in a batch still being gathered is never missing from the accounting.
+/// empty. Every event taken is counted in `in_flight` at once, so one that waits in a batch still
+/// being gathered is never missing from the accounting.
 ///
 /// After the first event the writer takes what is queued and sleeps until the batch's age is
 /// up or [`Filling`] says more have come.
@@ -142,7 +143,7 @@ mod tests {
                 let mut sizes = Vec::new();
                 let mut seen = Vec::new();
                 let mut batch = Vec::new();
-                while next_batch(&rx, &mut batch, &Filling::new(max), max, Duration::from_secs(3600), &closing, &AtomicI64::new(0)).await {
+                while next_batch(&rx, &mut batch, &Filling::new(max, 1024), max, Duration::from_secs(3600), &closing, &AtomicI64::new(0)).await {
                     sizes.push(batch.len());
                     seen.extend(batch.iter().map(|e| e.request_size_bytes));
                 }
@@ -164,7 +165,7 @@ mod tests {
             next_batch(
                 &rx,
                 &mut batch,
-                &Filling::new(100),
+                &Filling::new(100, 16),
                 100,
                 Duration::from_millis(250),
                 &closing,
@@ -186,7 +187,7 @@ mod tests {
             next_batch(
                 &rx,
                 &mut batch,
-                &Filling::new(4),
+                &Filling::new(4, 16),
                 4,
                 Duration::from_secs(60),
                 &closing,
@@ -200,7 +201,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_gathering_writer_is_woken_by_the_count_of_events_not_by_a_clock() {
         let (tx, rx) = flume::bounded(64);
-        let filling = std::sync::Arc::new(Filling::new(8));
+        let filling = std::sync::Arc::new(Filling::new(8, 64));
         let closing = CancellationToken::new();
         tx.send(event(0)).expect("queued");
         filling.handed_over();
@@ -234,5 +235,17 @@ mod tests {
             Duration::ZERO,
             "cut when the eighth event came, not when the batch's age was up"
         );
+    }
+
+    #[test]
+    fn a_writer_is_woken_well_before_a_small_queue_fills() {
+        assert_eq!(Filling::new(50_000, 65_536).every, WAKE_EVERY_MAX);
+        assert_eq!(Filling::new(10, 65_536).every, 10, "a small batch");
+        assert_eq!(
+            Filling::new(50_000, 16).every,
+            4,
+            "a quarter of a small queue"
+        );
+        assert_eq!(Filling::new(50_000, 1).every, 1);
     }
 }

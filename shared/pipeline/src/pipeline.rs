@@ -12,7 +12,7 @@
 //! spiller:  past 3/4 of the queue's capacity (every writer waiting on a database that answers,
 //!           only too slowly), move the oldest events to the spool, down to half
 //! filling:  the sink counts the events it hands over and wakes a writer gathering a batch
-//!           every 1,024 (or every batch_max) of them: no clock, no wake-up per event
+//!           every 1,024 of them (fewer for a small batch or queue): no clock, no wake-up per event
 //! ```
 //!
 //! Shutdown ([`Pipeline::shutdown`]): the sink closes (later events count as `shutdown` drops),
@@ -160,7 +160,7 @@ impl Pipeline {
         let runtime = analytics_runtime(config.writers.max(1), config.nice)
             .map_err(PipelineError::Runtime)?;
         let (tx, rx) = flume::bounded(config.queue_capacity);
-        let filling = Arc::new(Filling::new(config.batch_max));
+        let filling = Arc::new(Filling::new(config.batch_max, config.queue_capacity));
         let state = Arc::new(State {
             filling: Arc::clone(&filling),
             stats: Arc::clone(&stats),

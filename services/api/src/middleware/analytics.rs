@@ -3,8 +3,8 @@
 //!
 //! Per request it clones a few cheap handles (the method, the interned route template, the
 //! `User-Agent` and `x-request-id` header values), allocates one small shared slot, and wraps
-//! the response body (and a request body, when there is one) to count bytes. Authentication fills the slot with the caller's organization,
-//! agent and user. The event is handed to the pipeline's bounded queue with `try_send` when the
+//! the response body (and a request body, when there is one) to count bytes. Authentication
+//! fills the slot with the caller's organization, agent and user. The event is handed to the pipeline's bounded queue with `try_send` when the
 //! response body has been sent or dropped, so `duration_ms` and `response_size_bytes` cover the
 //! whole response. A call without an organization is no row: it is counted in
 //! `aim_http_requests_unattributed_total` by route and status.
