@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::api_keys::{self, Lookup, ValidKey};
 use super::jwt::TokenType;
 use crate::error::ApiError;
-use crate::middleware::analytics::{AnalyticsSlot, Attribution};
+use crate::middleware::analytics::{self, Attribution};
 use crate::middleware::request_id::RequestId;
 use crate::state::AppState;
 
@@ -113,9 +113,7 @@ impl FromRequestParts<AppState> for Principal {
         } else {
             authenticate_user(state, credential).await?
         };
-        if let Some(slot) = parts.extensions.get::<AnalyticsSlot>() {
-            slot.attribute(principal.attribution());
-        }
+        analytics::attribute(principal.attribution());
         // After attribution: a rate-limited call is still a call of this agent.
         if let Principal::Agent { key_id, .. } = principal {
             state.rate_limits().check_agent_key(key_id)?;

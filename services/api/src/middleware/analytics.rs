@@ -2,20 +2,21 @@
 //! `ApiCallEvent`, without I/O, locks or waiting on the request path.
 //!
 //! Per request it clones a few cheap handles (the method, the interned route template, the
-//! `User-Agent` and `x-request-id` header values), allocates one small shared slot, and wraps
-//! the response body (and a request body, when there is one) to count bytes. Authentication
-//! fills the slot with the caller's organization, agent and user. The event is handed to the pipeline's bounded queue with `try_send` when the
+//! `User-Agent` and `x-request-id` header values) and wraps the response body (and a request
+//! body, when there is one) to count bytes. Authentication fills a task-local slot with the
+//! caller's organization, agent and user ([`attribute`]): no allocation and no entry in the
+//! request's extensions per call. The event is handed to the pipeline's bounded queue with `try_send` when the
 //! response body has been sent or dropped, so `duration_ms` and `response_size_bytes` cover the
 //! whole response. A call without an organization is no row: it is counted in
 //! `aim_http_requests_unattributed_total` by route and status.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -25,6 +26,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, header};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 use uuid::Uuid;
 
@@ -44,21 +46,21 @@ pub struct Attribution {
     pub user_id: Option<Uuid>,
 }
 
-/// Shared between the layer, the request body and authentication for one request.
-#[derive(Debug, Default)]
-struct CallState {
-    request_bytes: AtomicU64,
-    attribution: OnceLock<Attribution>,
+tokio::task_local! {
+    /// Who made the call being served on this task; set by [`attribute`], read when the
+    /// response is ready. A task-local rather than an entry in the request's extensions: it
+    /// costs no allocation per call, and the request path runs each call on one task.
+    static CALLER: Cell<Option<Attribution>>;
 }
 
-/// In the request's extensions; authentication calls [`AnalyticsSlot::attribute`].
-#[derive(Debug, Clone)]
-pub struct AnalyticsSlot(Arc<CallState>);
-
-impl AnalyticsSlot {
-    pub fn attribute(&self, attribution: Attribution) {
-        let _ = self.0.attribution.set(attribution);
-    }
+/// Records who made the call being served, for its analytics event; the first caller named
+/// counts. Does nothing outside the analytics layer (analytics off, or a probe route).
+pub fn attribute(attribution: Attribution) {
+    let _ = CALLER.try_with(|caller| {
+        if caller.get().is_none() {
+            caller.set(Some(attribution));
+        }
+    });
 }
 
 #[derive(Clone)]
@@ -95,7 +97,8 @@ pub struct Analytics<S> {
 /// What is known when the request starts; completed into an event when the response ends.
 struct Pending {
     sink: Sink,
-    state: Arc<CallState>,
+    /// Bytes the handler read of a request body; `None` for a request without one.
+    request_bytes: Option<Arc<AtomicU64>>,
     method: Method,
     endpoint: Arc<str>,
     user_agent: Option<HeaderValue>,
@@ -118,26 +121,26 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let endpoint = request
             .extensions()
             .get::<MatchedPath>()
             .map(MatchedPath::as_str);
         if endpoint.is_some_and(|e| SKIPPED.contains(&e)) {
             return AnalyticsFuture {
-                inner: self.inner.call(request),
+                inner: CALLER.scope(Cell::new(None), self.inner.call(request)),
                 pending: None,
             };
         }
         let endpoint = intern(endpoint.unwrap_or(UNMATCHED));
-        let state = Arc::new(CallState::default());
         // A request without a body (most GETs) has no bytes to count: no wrapper to allocate
         // and no `Content-Length` to read.
         let bodyless = request.body().is_end_stream();
+        let request_bytes = (!bodyless).then(|| Arc::new(AtomicU64::new(0)));
         let headers = request.headers();
         let pending = Pending {
             sink: self.sink.clone(),
-            state: Arc::clone(&state),
+            request_bytes: request_bytes.clone(),
             method: request.method().clone(),
             endpoint,
             user_agent: headers.get(header::USER_AGENT).and_then(detached),
@@ -152,16 +155,17 @@ where
             started: Instant::now(),
             called_at: SystemTime::now(),
         };
-        request
-            .extensions_mut()
-            .insert(AnalyticsSlot(Arc::clone(&state)));
-        let request = if bodyless {
-            request
-        } else {
-            request.map(|body| Body::new(RequestBody { inner: body, state }))
+        let request = match request_bytes {
+            None => request,
+            Some(counted) => request.map(|body| {
+                Body::new(RequestBody {
+                    inner: body,
+                    counted,
+                })
+            }),
         };
         AnalyticsFuture {
-            inner: self.inner.call(request),
+            inner: CALLER.scope(Cell::new(None), self.inner.call(request)),
             pending: Some(pending),
         }
     }
@@ -170,7 +174,7 @@ where
 pin_project! {
     pub struct AnalyticsFuture<F> {
         #[pin]
-        inner: F,
+        inner: TaskLocalFuture<Cell<Option<Attribution>>, F>,
         pending: Option<Pending>,
     }
 }
@@ -182,18 +186,20 @@ where
     type Output = Result<Response<Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let response = match this.inner.poll(cx) {
+        let mut this = self.project();
+        let response = match this.inner.as_mut().poll(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(result) => result?,
         };
         let Some(pending) = this.pending.take() else {
             return Poll::Ready(Ok(response));
         };
+        let caller = this.inner.take_value().and_then(Cell::into_inner);
         let status = response.status().as_u16();
         let error = response.extensions().get::<ErrorCode>().map(|c| c.0);
         let finished = Finished {
             pending,
+            caller,
             status,
             error: if status >= 400 { error } else { None },
             response_bytes: 0,
@@ -210,6 +216,7 @@ where
 /// The response's half: emits the event once, when the body ends or is dropped.
 struct Finished {
     pending: Pending,
+    caller: Option<Attribution>,
     status: u16,
     error: Option<&'static str>,
     response_bytes: u64,
@@ -218,7 +225,7 @@ struct Finished {
 impl Finished {
     fn emit(self) {
         let p = self.pending;
-        let Some(who) = p.state.attribution.get().copied() else {
+        let Some(who) = self.caller else {
             metrics::counter!(
                 crate::metric_names::HTTP_UNATTRIBUTED,
                 "route" => p.endpoint.to_string(),
@@ -227,7 +234,9 @@ impl Finished {
             .increment(1);
             return;
         };
-        let counted = p.state.request_bytes.load(Ordering::Relaxed);
+        let counted = p
+            .request_bytes
+            .map_or(0, |counted| counted.load(Ordering::Relaxed));
         p.sink.record(ApiCallEvent {
             id: event_id(p.called_at),
             organization_id: who.organization_id,
@@ -254,7 +263,7 @@ pin_project! {
     struct RequestBody {
         #[pin]
         inner: Body,
-        state: Arc<CallState>,
+        counted: Arc<AtomicU64>,
     }
 }
 
@@ -269,9 +278,7 @@ impl HttpBody for RequestBody {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
-            this.state
-                .request_bytes
-                .fetch_add(data_len(frame), Ordering::Relaxed);
+            this.counted.fetch_add(data_len(frame), Ordering::Relaxed);
         }
         polled
     }
