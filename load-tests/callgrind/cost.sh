@@ -4,7 +4,7 @@
 # counted. Instruction counts do not depend on what else the machine is doing, so two runs of
 # the same build agree within about 1%, where wall-clock pairs on two shared cores swing ±20%.
 #
-#   load-tests/callgrind/cost.sh        # REQUESTS=2000 WARMUP=200 RUNS=1 FLUSH_MS=5000
+#   load-tests/callgrind/cost.sh        # REQUESTS=2000 WARMUP=1000 RUNS=1 BATCH=875 FLUSH_MS=60000
 #
 # Prints, per request: instructions on the request threads (tokio workers), on the pipeline's
 # threads (`aim-analytics`), on the others, and in total, on and off, and the ratios; and the
@@ -16,15 +16,19 @@
 # cache's TTL and the maintenance interval far longer than the run, the agent rate limit off, and
 # one request thread (TOKIO_WORKER_THREADS=1: the sequence is one connection, and a second idle
 # worker would spend a varying number of instructions looking for work to steal).
-# With FLUSH_MS=5000 the writers see batches of hundreds; FLUSH_MS=200 is the default interval
-# (batches of ~30 at valgrind's slow rate). Loopback only; bounded by REQUESTS and timeouts.
+# Batches are cut by their size (BATCH=875 recorded calls), never by their age (FLUSH_MS=60000),
+# so a run's batches are the same whatever valgrind's speed: the warm-up's 875 recorded calls are
+# one batch, the sequence's 1,750 two. (Cut by age, their number, and with it the pipeline's
+# count, would follow the run's wall time.) BATCH=50000 FLUSH_MS=200 is the service's default:
+# batches of ~30 at valgrind's slow rate. Loopback only; bounded by REQUESTS and timeouts.
 # Needs valgrind (Debian's valgrind package), python3 and curl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 requests=${REQUESTS:-2000}
-warmup=${WARMUP:-200}
+warmup=${WARMUP:-1000}
 runs=${RUNS:-1}
-flush_ms=${FLUSH_MS:-5000}
+flush_ms=${FLUSH_MS:-60000}
+batch=${BATCH:-875}
 mix=${MIX:-recording}
 source load-tests/lib.sh
 require valgrind callgrind_control python3 curl psql
@@ -49,6 +53,7 @@ base="http://127.0.0.1:$port"
 common=(AIM_DATA_DIR="$work/data" AIM_LISTEN="127.0.0.1:$port" AIM_METRICS_LISTEN="127.0.0.1:$metrics_port"
   AIM_ADMIN_EMAIL="$email" AIM_ADMIN_PASSWORD="$password" AIM_AGENT_RATE_LIMIT_PER_S=0
   AIM_API_KEY_CACHE_TTL_S=86400 AIM_MAINTENANCE_INTERVAL_S=86400 AIM_ANALYTICS_FLUSH_MS="$flush_ms"
+  AIM_ANALYTICS_BATCH_MAX="$batch"
   TOKIO_WORKER_THREADS=1 RUST_LOG=warn)
 
 # Provision natively: the cluster, the admin, an agent and its key.
@@ -107,8 +112,7 @@ for run in $(seq 1 "$runs"); do
     if [ "$mode" = on ]; then
       for _ in $(seq 1 600); do [ "$(written)" -ge "$((start_rows + warm))" ] && break; sleep 0.5; done
     fi
-    # Past two flush intervals: nothing of the warm-up is left to write.
-    sleep $((flush_ms * 2 / 1000 + 1))
+    sleep 2
     before_written=$(written)
     before_writers=$(backend_ticks aim-analytics)
     before_api=$(backend_ticks aim)
@@ -156,11 +160,11 @@ PY
   done
 done
 
-python3 - "$results" "$requests" "$flush_ms" <<'PY'
+python3 - "$results" "$requests" "$flush_ms" "$batch" <<'PY'
 import sys
 rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
-requests, flush_ms = sys.argv[2], sys.argv[3]
-print(f"instructions per request ({requests} requests, one connection, AIM_ANALYTICS_FLUSH_MS={flush_ms})")
+requests, flush_ms, batch = sys.argv[2], sys.argv[3], sys.argv[4]
+print(f"instructions per request ({requests} requests, one connection, AIM_ANALYTICS_BATCH_MAX={batch}, AIM_ANALYTICS_FLUSH_MS={flush_ms})")
 print(f"{'run':>4} {'mode':>4} {'request threads':>16} {'pipeline':>10} {'other':>10} {'total':>12}   PostgreSQL CPU s: writers per 1,000 recorded calls, request path per 1,000 requests")
 for i, r in enumerate(rows):
     print(f"{i // 2 + 1:>4} {r[0]:>4} {float(r[1]):>16,.0f} {float(r[2]):>10,.0f} {float(r[3]):>10,.0f} {float(r[4]):>12,.0f}   {float(r[5]):.3f}, {float(r[6]):.3f}")
