@@ -29,3 +29,16 @@ require() {
     }
   done
 }
+
+# provision BASE_URL EMAIL PASSWORD AGENT_NAME: logs in as the admin, creates an agent and a key
+# for it; prints "TOKEN AGENT_ID KEY".
+provision() {
+  local token agent key
+  token=$(curl -fsS "$1/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$2\",\"password\":\"$3\"}" | json '["token"]')
+  agent=$(curl -fsS "$1/api/v1/agents" -H "authorization: Bearer $token" \
+    -H 'content-type: application/json' -d "{\"name\":\"$4\"}" | json '["id"]')
+  key=$(curl -fsS -X POST "$1/api/v1/agents/$agent/api-keys" -H "authorization: Bearer $token" \
+    -H 'content-type: application/json' -d '{}' | json '["api_key"]')
+  echo "$token $agent $key"
+}

@@ -61,12 +61,8 @@ env "${common[@]}" RUST_LOG="warn,aim_api::database=info" AIM_LOG_FORMAT=json \
   ./target/release/aim serve >"$work/provision.out" 2>"$work/provision.log" &
 pid=$!
 wait_ready "$base" "$pid"
-token=$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
-  -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json '["token"]')
-agent=$(curl -fsS "$base/api/v1/agents" -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -d '{"name":"cost"}' | json '["id"]')
-key=$(curl -fsS -X POST "$base/api/v1/agents/$agent/api-keys" -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -d '{}' | json '["api_key"]')
+credentials=$(provision "$base" "$email" "$password" cost)
+read -r token agent key <<<"$credentials"
 # The embedded cluster's URL, to read its backends' CPU; it keeps running between the runs.
 database=$(grep -o '"url":"postgres://[^"]*' "$work/provision.log" | head -1 | cut -d'"' -f4 || true)
 [ -n "$database" ] || { echo "no database URL in the log" >&2; exit 1; }

@@ -60,12 +60,8 @@ pids+=("$off_pid")
 off="http://127.0.0.1:$off_port"
 wait_ready "$off" "$off_pid"
 
-token=$(curl -fsS "$on/api/v1/auth/login" -H 'content-type: application/json' \
-  -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json '["token"]')
-agent=$(curl -fsS "$on/api/v1/agents" -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -d '{"name":"cpu"}' | json '["id"]')
-key=$(curl -fsS -X POST "$on/api/v1/agents/$agent/api-keys" -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -d '{}' | json '["api_key"]')
+credentials=$(provision "$on" "$email" "$password" cpu)
+read -r token agent key <<<"$credentials"
 path=/api/v1/auth/me
 
 # One oha run; prints the number of requests answered. Fails on any answer but 200.

@@ -53,12 +53,8 @@ pids+=($!)
 off="http://127.0.0.1:$off_port"
 wait_ready "$off"
 
-token=$(curl -fsS "$on/api/v1/auth/login" -H 'content-type: application/json' \
-  -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json '["token"]')
-agent=$(curl -fsS "$on/api/v1/agents" -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -d '{"name":"overhead"}' | json '["id"]')
-key=$(curl -fsS -X POST "$on/api/v1/agents/$agent/api-keys" -H "authorization: Bearer $token" \
-  -H 'content-type: application/json' -d '{}' | json '["api_key"]')
+credentials=$(provision "$on" "$email" "$password" overhead)
+read -r token agent key <<<"$credentials"
 for base in "$on" "$off"; do # warm both (key cache, connections)
   oha --no-tui -n 2000 -c "$connections" -H "X-API-Key: $key" "$base/api/v1/agents" >/dev/null
 done
