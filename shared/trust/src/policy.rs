@@ -324,13 +324,15 @@ mod tests {
 
     #[test]
     fn bad_values_are_named_by_their_path() {
-        let mut policy = TrustPolicy::default();
-        policy.weights = Weights {
-            verification: 0.0,
-            error_rate: 0.0,
-            volume: 0.0,
-            key_hygiene: 0.0,
-            activity: 0.0,
+        let mut policy = TrustPolicy {
+            weights: Weights {
+                verification: 0.0,
+                error_rate: 0.0,
+                volume: 0.0,
+                key_hygiene: 0.0,
+                activity: 0.0,
+            },
+            ..TrustPolicy::default()
         };
         policy.step = f64::NAN;
         policy.volume_ratio_max = 2.0;
