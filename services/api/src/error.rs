@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 403: authenticated, but the role or principal may not do this.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// 403 `agent_suspended`: an agent key whose agent is suspended (the call is still recorded).
+    #[error("agent suspended")]
+    AgentSuspended,
     /// 409: the object conflicts with one that exists (say, a taken email).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -85,7 +88,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::AgentSuspended => StatusCode::FORBIDDEN,
             Self::Conflict(_) | Self::StateConflict { .. } => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -103,6 +106,7 @@ impl ApiError {
             Self::Validation { .. } => "validation_failed",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::AgentSuspended => "agent_suspended",
             Self::Conflict(_) => "conflict",
             Self::StateConflict { code, .. } => code,
             Self::TooManyRequests { .. } => "rate_limited",
@@ -121,6 +125,10 @@ impl ApiError {
             Self::Validation { .. } => "Some fields are invalid.".into(),
             Self::Unauthorized => "Missing or invalid credentials.".into(),
             Self::Forbidden(why) => format!("Not allowed: {why}."),
+            Self::AgentSuspended => {
+                "This agent is suspended; its keys are refused until an admin reinstates it."
+                    .into()
+            }
             Self::Conflict(what) => format!("{what} already exists."),
             Self::StateConflict { message, .. } => (*message).to_owned(),
             Self::TooManyRequests { .. } => "Too many requests; retry later.".into(),
@@ -247,6 +255,7 @@ impl From<aim_store::StoreError> for ApiError {
     fn from(e: aim_store::StoreError) -> Self {
         match e {
             aim_store::StoreError::Conflict(what) => return Self::Conflict(what.to_owned()),
+            aim_store::StoreError::AdminOnly(why) => return Self::Forbidden(why),
             aim_store::StoreError::AgentRevoked => {
                 return Self::StateConflict {
                     code: "agent_revoked",

@@ -23,6 +23,7 @@ mod serve;
 pub mod state;
 mod tasks;
 pub mod telemetry;
+pub mod trust;
 
 use std::sync::Arc;
 

@@ -58,6 +58,7 @@ pub(crate) const ERROR_CODES: &[&str] = &[
     "method_not_allowed",
     "conflict",
     "agent_revoked",
+    "agent_suspended",
     "payload_too_large",
     "unsupported_media_type",
     "validation_failed",
@@ -92,7 +93,8 @@ const RESPONSES: &[(&str, &str, &str, Option<&str>)] = &[
         "Forbidden",
         "403",
         "`forbidden`: the caller's role, or an agent key, may not do this (see the roles in \
-         docs/api.md).",
+         docs/api.md). `agent_suspended`: the key's agent is suspended; its keys are refused \
+         until an admin reinstates it.",
         None,
     ),
     (
@@ -258,7 +260,6 @@ fn add_responses(path: &str, operation: &mut Map<String, Value>) {
         .flat_map(|requirement| requirement.keys().cloned())
         .collect();
     let secured = !schemes.is_empty();
-    let agents_allowed = schemes.iter().any(|s| s.starts_with("agent_key"));
     let parameters_in = |place: &str| {
         operation
             .get("parameters")
@@ -273,11 +274,9 @@ fn add_responses(path: &str, operation: &mut Map<String, Value>) {
         statuses.push("503");
     }
     if secured {
-        // 429: an agent key's rate limit applies before any role check.
-        statuses.extend(["400", "401", "429"]);
-        if !agents_allowed {
-            statuses.push("403");
-        }
+        // 429: an agent key's rate limit applies before any role check. 403: a role check,
+        // or a suspended agent's key wherever keys are accepted.
+        statuses.extend(["400", "401", "403", "429"]);
     }
     if in_path {
         statuses.extend(["400", "404"]);

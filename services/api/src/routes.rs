@@ -4,12 +4,14 @@
 //! JSON fallbacks for unknown routes and methods.
 
 mod agents;
+mod alerts;
 mod analytics;
 mod audit;
 mod auth;
 mod health;
 pub(crate) mod paging;
 mod status;
+mod trust_policy;
 mod users;
 pub(crate) mod validation;
 mod verifications;
@@ -29,6 +31,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(verifications::router())
         .merge(audit::router())
         .merge(analytics::router())
+        .merge(trust_policy::router())
+        .merge(alerts::router())
 }
 
 #[derive(OpenApi)]
@@ -46,6 +50,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         (name = "agents", description = "Agents, trust scores, API keys, verification"),
         (name = "verifications", description = "Verification events"),
         (name = "audit", description = "Audit trail (admin)"),
+        (name = "trust", description = "Trust policy, alerts and webhooks of the caller's organization"),
         (name = "analytics", description = "Traffic and activity of the caller's organization, from the rollups"),
     )
 )]

@@ -100,6 +100,7 @@ async fn serve_on(
         crate::maintenance::run(
             pool.clone(),
             crate::maintenance::Settings::new(config),
+            state.key_cache().clone(),
             shutdown.clone(),
         ),
     );

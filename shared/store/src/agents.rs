@@ -55,7 +55,7 @@ pub async fn create(
     .bind(actor.id)
     .fetch_one(&mut *tx)
     .await?;
-    record_score(&mut tx, &created, None, "initial score", actor).await?;
+    record_score(&mut tx, &created, None, "initial score", None, actor).await?;
     audit::record(
         &mut tx,
         AuditEntry {
@@ -80,12 +80,13 @@ async fn record_score(
     agent: &Agent,
     previous: Option<f64>,
     reason: &str,
+    metadata: Option<&serde_json::Value>,
     actor: &Actor,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO trust_score_history (id, organization_id, agent_id, trust_score, \
-             previous_score, change_reason, changed_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             previous_score, change_reason, changed_by, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(Uuid::now_v7())
     .bind(agent.organization_id)
@@ -94,6 +95,7 @@ async fn record_score(
     .bind(previous)
     .bind(reason)
     .bind(actor.id)
+    .bind(metadata)
     .execute(conn)
     .await?;
     Ok(())
@@ -149,16 +151,19 @@ pub async fn list(
 }
 
 /// Applies a patch. Revocation is terminal: a patch that would move a revoked agent to any
-/// other status is refused with [`StoreError::AgentRevoked`], checked under the row's lock so
-/// that a revocation racing the patch cannot be undone by it.
+/// other status is refused with [`StoreError::AgentRevoked`]; leaving `suspended` for any
+/// status but `revoked` needs `may_reinstate` (an admin), else [`StoreError::AdminOnly`]. Both
+/// are checked under the row's lock, so a change racing the patch cannot be undone by it. A
+/// status change is audited and announced to webhooks as a transition.
 ///
 /// # Errors
-/// [`StoreError::AgentRevoked`]; the database error.
+/// [`StoreError::AgentRevoked`], [`StoreError::AdminOnly`]; the database error.
 pub async fn update(
     pool: &PgPool,
     organization_id: Uuid,
     id: Uuid,
     patch: AgentPatch,
+    may_reinstate: bool,
     actor: &Actor,
 ) -> Result<Option<Agent>, StoreError> {
     let mut tx = pool.begin().await?;
@@ -175,8 +180,19 @@ pub async fn update(
         Some(AgentStatus::Revoked) if patch.status.is_some_and(|s| s != AgentStatus::Revoked) => {
             return Err(StoreError::AgentRevoked);
         }
+        Some(AgentStatus::Suspended)
+            if !may_reinstate
+                && patch
+                    .status
+                    .is_some_and(|s| !matches!(s, AgentStatus::Suspended | AgentStatus::Revoked)) =>
+        {
+            return Err(StoreError::AdminOnly(
+                "only an admin can reinstate a suspended agent",
+            ));
+        }
         Some(_) => {}
     }
+    let from = current.unwrap_or(AgentStatus::Pending);
     let updated: Option<Agent> = sqlx::query_as(&format!(
         "UPDATE agents SET name = coalesce($3, name), description = coalesce($4, description), \
              agent_type = coalesce($5, agent_type), status = coalesce($6, status), \
@@ -214,6 +230,22 @@ pub async fn update(
         },
     )
     .await?;
+    if updated.status != from {
+        crate::trust::record_transition(
+            &mut tx,
+            organization_id,
+            &crate::trust::Transition {
+                agent_id: id,
+                from,
+                to: updated.status,
+                cause: "changed by a user",
+                score: updated.trust_score,
+            },
+            actor,
+            chrono::Utc::now(),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(Some(updated))
 }
@@ -265,8 +297,11 @@ pub async fn delete(
     Ok(Some(hashes))
 }
 
-/// Sets the trust score; the history row (with the previous score) and the audit entry commit
-/// with it. The row lock makes concurrent changes record a correct `previous_score`.
+/// Overrides the trust score: the score is set and held at `score` (the scheduled
+/// recomputation keeps it) until `expires_at`, or until replaced when `None`. The history row
+/// (with the previous score, the user as `changed_by` and the override as metadata) and the
+/// audit entry commit with it. The row lock makes concurrent changes record a correct
+/// `previous_score`.
 ///
 /// # Errors
 /// The database error.
@@ -276,6 +311,7 @@ pub async fn set_trust_score(
     id: Uuid,
     score: f64,
     reason: &str,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
     actor: &Actor,
 ) -> Result<Option<(Agent, f64)>, StoreError> {
     let mut tx = pool.begin().await?;
@@ -291,15 +327,24 @@ pub async fn set_trust_score(
         return Ok(None);
     };
     let agent: Agent = sqlx::query_as(&format!(
-        "UPDATE agents SET trust_score = $3, updated_at = now() \
+        "UPDATE agents SET trust_score = $3, trust_override_score = $3, \
+             trust_override_reason = $4, trust_override_expires_at = $5, \
+             trust_override_by = $6, trust_factors = NULL, updated_at = now() \
          WHERE organization_id = $1 AND id = $2 RETURNING {AGENT_COLUMNS}"
     ))
     .bind(organization_id)
     .bind(id)
     .bind(score)
+    .bind(reason)
+    .bind(expires_at)
+    .bind(actor.id)
     .fetch_one(&mut *tx)
     .await?;
-    record_score(&mut tx, &agent, Some(previous), reason, actor).await?;
+    let metadata = serde_json::json!({
+        "override": { "score": score, "reason": reason, "expires_at": expires_at },
+    });
+    record_score(&mut tx, &agent, Some(previous), reason, Some(&metadata), actor).await?;
+
     audit::record(
         &mut tx,
         AuditEntry {
@@ -312,6 +357,7 @@ pub async fn set_trust_score(
                 "previous_score": previous,
                 "trust_score": score,
                 "reason": reason,
+                "expires_at": expires_at,
             }),
         },
     )
@@ -331,7 +377,8 @@ pub async fn trust_history(
     page: Page,
 ) -> Result<Vec<TrustScoreChange>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, agent_id, trust_score, previous_score, change_reason, changed_by, recorded_at \
+        "SELECT id, agent_id, trust_score, previous_score, change_reason, changed_by, metadata, \
+             recorded_at \
          FROM trust_score_history WHERE organization_id = $1 AND agent_id = $2 \
          ORDER BY recorded_at DESC, id DESC LIMIT $3 OFFSET $4",
     )

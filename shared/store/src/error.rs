@@ -23,6 +23,10 @@ pub enum StoreError {
     /// A change that would bring a revoked agent back; revocation is terminal.
     #[error("the agent is revoked, and revocation is terminal")]
     AgentRevoked,
+
+    /// A change only an admin may make, refused under the row's lock; says which.
+    #[error("{0}")]
+    AdminOnly(&'static str),
 }
 
 impl StoreError {
@@ -40,6 +44,7 @@ impl StoreError {
             Self::Migrate(_)
             | Self::Conflict(_)
             | Self::AgentRevoked
+            | Self::AdminOnly(_)
             | Self::UnknownMigration(_) => false,
         }
     }

@@ -5,6 +5,7 @@
 //! pipeline, not here.
 
 pub mod agents;
+pub mod alerts;
 pub mod analytics;
 pub mod api_keys;
 pub mod audit;
@@ -17,8 +18,10 @@ mod pool;
 pub mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trust;
 pub mod users;
 pub mod verifications;
+pub mod webhooks;
 
 pub use error::{StoreError, is_unavailable};
 pub use migrate::{

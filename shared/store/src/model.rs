@@ -66,6 +66,16 @@ pub enum VerificationStatus {
     Timeout,
 }
 
+/// What the organization's action rules said of a verification, before the agent's status and
+/// score were considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum RuleOutcome {
+    Allowed,
+    Denied,
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Organization {
     pub id: Uuid,
@@ -151,6 +161,8 @@ pub struct VerificationEvent {
     pub context: Option<serde_json::Value>,
     pub status: VerificationStatus,
     pub reason: Option<String>,
+    /// What the action's rules said; `null` for events recorded before the rules existed.
+    pub rule_outcome: Option<RuleOutcome>,
     pub duration_ms: f64,
     pub started_at: DateTime<Utc>,
 }
@@ -162,7 +174,12 @@ pub struct TrustScoreChange {
     pub trust_score: f64,
     pub previous_score: Option<f64>,
     pub change_reason: String,
+    /// `null` for a user's change: the user. Otherwise the service.
     pub changed_by: Option<Uuid>,
+    /// The factors (value and weight of each) behind a score the service computed, or the
+    /// override a user set; `null` for earlier rows.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
     pub recorded_at: DateTime<Utc>,
 }
 

@@ -5,10 +5,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::model::{Page, VerificationEvent, VerificationStatus};
+use crate::model::{Page, RuleOutcome, VerificationEvent, VerificationStatus};
 
 const EVENT_COLUMNS: &str = "id, organization_id, agent_id, action, resource, context, status, \
-     reason, duration_ms, started_at";
+     reason, rule_outcome, duration_ms, started_at";
 
 /// A decided verification to record.
 #[derive(Debug, Clone)]
@@ -20,6 +20,7 @@ pub struct NewVerification {
     pub context: Option<serde_json::Value>,
     pub status: VerificationStatus,
     pub reason: String,
+    pub rule_outcome: RuleOutcome,
     pub duration_ms: f64,
     pub started_at: DateTime<Utc>,
     /// Count it in the analytics rollups too. Off when analytics are (`AIM_ANALYTICS_ENABLED`),
@@ -27,8 +28,9 @@ pub struct NewVerification {
     pub rollups: bool,
 }
 
-/// Records the event, its rollups when asked (`verifications_count` of the agent's hour, the
-/// day's verification totals; failed counts `failed` and `timeout`) and the agent's
+/// Records the event, its rollups when asked (`verifications_count` and the rules' outcome
+/// counts of the agent's hour, which trust scoring reads; the day's verification totals;
+/// failed counts `failed` and `timeout`) and the agent's
 /// `last_active`, in one transaction.
 ///
 /// # Errors
@@ -40,8 +42,8 @@ pub async fn record(
     let mut tx = pool.begin().await?;
     let recorded: VerificationEvent = sqlx::query_as(&format!(
         "INSERT INTO verification_events (id, organization_id, agent_id, action, resource, \
-             context, status, reason, duration_ms, started_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {EVENT_COLUMNS}"
+             context, status, reason, duration_ms, started_at, rule_outcome) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {EVENT_COLUMNS}"
     ))
     .bind(Uuid::now_v7())
     .bind(event.organization_id)
@@ -53,6 +55,7 @@ pub async fn record(
     .bind(&event.reason)
     .bind(event.duration_ms)
     .bind(event.started_at)
+    .bind(event.rule_outcome)
     .fetch_one(&mut *tx)
     .await?;
     if event.rollups {
@@ -74,14 +77,19 @@ async fn record_rollups(
     event: &NewVerification,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO agent_activity_metrics (organization_id, agent_id, hour_timestamp, verifications_count) \
-         VALUES ($1, $2, date_trunc('hour', $3, 'UTC'), 1) \
+        "INSERT INTO agent_activity_metrics (organization_id, agent_id, hour_timestamp, \
+             verifications_count, rules_allowed_count, rules_denied_count) \
+         VALUES ($1, $2, date_trunc('hour', $3, 'UTC'), 1, $4, $5) \
          ON CONFLICT (organization_id, agent_id, hour_timestamp) DO UPDATE \
-         SET verifications_count = agent_activity_metrics.verifications_count + 1, updated_at = now()",
+         SET verifications_count = agent_activity_metrics.verifications_count + 1, \
+             rules_allowed_count = agent_activity_metrics.rules_allowed_count + $4, \
+             rules_denied_count = agent_activity_metrics.rules_denied_count + $5, updated_at = now()",
     )
     .bind(event.organization_id)
     .bind(event.agent_id)
     .bind(event.started_at)
+    .bind(i64::from(event.rule_outcome == RuleOutcome::Allowed))
+    .bind(i64::from(event.rule_outcome == RuleOutcome::Denied))
     .execute(&mut **tx)
     .await?;
     let succeeded = i64::from(event.status == VerificationStatus::Success);

@@ -9,6 +9,12 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrustPolicy {
+    /// The organization's action rules: `verify-action` denies an action equal to one of these,
+    /// or starting with one that ends in `*` (`delete:*`). Decided before the agent's status
+    /// and score, and the only outcome the verification factor counts. At most 100, each 1–200
+    /// characters.
+    #[schema(max_items = 100)]
+    pub denied_actions: Vec<String>,
     pub weights: Weights,
     /// Days of `verify-action` outcomes the verification factor counts (1–90).
     #[schema(minimum = 1, maximum = 90)]
@@ -120,6 +126,7 @@ pub struct ScoreDrop {
 impl Default for TrustPolicy {
     fn default() -> Self {
         Self {
+            denied_actions: Vec::new(),
             weights: Weights::default(),
             verification_window_days: 7,
             verification_prior: 0.5,
@@ -191,6 +198,23 @@ impl TrustPolicy {
     #[must_use]
     pub fn validate(&self) -> Vec<Invalid> {
         let mut out = Check(Vec::new());
+        if self.denied_actions.len() > 100 {
+            out.fail("denied_actions", "at most 100 rules");
+        }
+        for (i, rule) in self.denied_actions.iter().enumerate() {
+            let length = rule.chars().count();
+            if rule.trim().is_empty() || length > 200 || rule.contains('\0') {
+                out.fail(
+                    &format!("denied_actions[{i}]"),
+                    "must be 1-200 characters, not blank",
+                );
+            } else if rule.trim_end_matches('*').contains('*') {
+                out.fail(
+                    &format!("denied_actions[{i}]"),
+                    "`*` may only end a rule",
+                );
+            }
+        }
         let w = &self.weights;
         for (name, value) in [
             ("weights.verification", w.verification),
@@ -264,6 +288,15 @@ impl TrustPolicy {
             out.int("alerts.score_drop.hours", drop.hours, 1, 720);
         }
         out.0
+    }
+
+    /// Whether the action rules allow `action`; see [`TrustPolicy::denied_actions`].
+    #[must_use]
+    pub fn action_allowed(&self, action: &str) -> bool {
+        !self.denied_actions.iter().any(|rule| match rule.strip_suffix('*') {
+            Some(prefix) => action.starts_with(prefix),
+            None => action == rule,
+        })
     }
 
     /// The longest window of days any factor reads: what a loader must fetch.
@@ -351,6 +384,24 @@ mod tests {
                 "alerts.score_drop.hours"
             ]
         );
+    }
+
+    #[test]
+    fn denied_actions_match_exactly_or_by_prefix() {
+        let policy = TrustPolicy {
+            denied_actions: vec!["delete:*".into(), "export:all".into()],
+            ..TrustPolicy::default()
+        };
+        assert!(!policy.action_allowed("delete:users"));
+        assert!(!policy.action_allowed("export:all"));
+        assert!(policy.action_allowed("export:allx"));
+        assert!(policy.action_allowed("read:users"));
+        let bad = TrustPolicy {
+            denied_actions: vec!["a*b".into(), " ".into()],
+            ..TrustPolicy::default()
+        };
+        let fields: Vec<String> = bad.validate().into_iter().map(|i| i.field).collect();
+        assert_eq!(fields, ["denied_actions[0]", "denied_actions[1]"]);
     }
 
     #[test]

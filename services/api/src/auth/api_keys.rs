@@ -73,6 +73,9 @@ pub struct ValidKey {
     pub agent_id: Uuid,
     pub organization_id: Uuid,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The agent was suspended when the key was checked: its calls are refused with a 403
+    /// (and recorded) until an admin reinstates it.
+    pub suspended: bool,
     /// When the database last said the key was usable.
     checked_at: Instant,
     /// Unix seconds of the last `last_used_at` write, shared by every clone of this entry and
@@ -99,6 +102,7 @@ impl ValidKey {
             agent_id: owner.agent_id,
             organization_id: owner.organization_id,
             expires_at: owner.expires_at,
+            suspended: owner.agent_status == aim_store::model::AgentStatus::Suspended,
             checked_at: Instant::now(),
             last_touch: Arc::new(AtomicI64::new(0)),
             recheck: Arc::default(),

@@ -108,12 +108,16 @@ impl FromRequestParts<AppState> for Principal {
             return Ok(principal.clone());
         }
         let credential = credential(&parts.headers)?.ok_or(ApiError::Unauthorized)?;
-        let principal = if api_keys::looks_like_key(credential) {
+        let (principal, suspended) = if api_keys::looks_like_key(credential) {
             authenticate_key(state, credential).await?
         } else {
-            authenticate_user(state, credential).await?
+            (authenticate_user(state, credential).await?, false)
         };
         analytics::attribute(principal.attribution());
+        // After attribution: a suspended agent's refused calls are its calls.
+        if suspended {
+            return Err(ApiError::AgentSuspended);
+        }
         // After attribution: a rate-limited call is still a call of this agent.
         if let Principal::Agent { key_id, .. } = principal {
             state.rate_limits().check_agent_key(key_id)?;
@@ -163,7 +167,8 @@ async fn authenticate_user(state: &AppState, token: &str) -> Result<Principal, A
     })
 }
 
-async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+/// The key's agent, and whether it is suspended.
+async fn authenticate_key(state: &AppState, key: &str) -> Result<(Principal, bool), ApiError> {
     let hash = api_keys::hash(key);
     let now = Utc::now();
     let cache = state.key_cache();
@@ -231,11 +236,14 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Principal, ApiE
             }
         });
     }
-    Ok(Principal::Agent {
-        agent_id: valid.agent_id,
-        organization_id: valid.organization_id,
-        key_id: valid.key_id,
-    })
+    Ok((
+        Principal::Agent {
+            agent_id: valid.agent_id,
+            organization_id: valid.organization_id,
+            key_id: valid.key_id,
+        },
+        valid.suspended,
+    ))
 }
 
 /// A key's check made again off the request path: the caller has already been let through on

@@ -263,6 +263,7 @@ async fn update_agent(
             status: body.status,
             metadata: body.metadata,
         },
+        principal.user_with(Role::Admin).is_ok(),
         &principal.actor(&meta),
     )
     .await?

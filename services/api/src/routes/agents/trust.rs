@@ -1,7 +1,10 @@
-//! An agent's trust score: set by a manager (recorded in `trust_score_history` in the same
-//! transaction) and its history.
+//! An agent's trust score: computed by the service (`crate::trust`), explained factor by
+//! factor, overridden by a manager (recorded in `trust_score_history` in the same transaction),
+//! and its history.
 
-use aim_store::model::{Agent, Role, TrustScoreChange};
+use aim_store::model::{Agent, AgentStatus, Role, TrustScoreChange};
+use aim_trust::{Assessment, TrustPolicy};
+use chrono::{DateTime, Utc};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -22,7 +25,7 @@ use super::checks::valid_score;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(set_trust_score))
+        .routes(routes!(set_trust_score, trust_score))
         .routes(routes!(trust_history))
 }
 
@@ -35,6 +38,9 @@ struct SetTrustScore {
     /// Why; recorded in the history.
     #[schema(max_length = 500, pattern = "{not_blank}")]
     reason: String,
+    /// Until when the override holds the score; omitted or `null`, until the next override.
+    /// Must be in the future.
+    expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,8 +50,10 @@ struct TrustScoreChanged {
     trust_score: f64,
 }
 
-/// Sets an agent's trust score; the change, the previous score, the reason and who made it are
-/// recorded in `trust_score_history` in the same transaction.
+/// Overrides an agent's trust score: the score is held at this value (the service's
+/// recomputation keeps it) until `expires_at`, then computed again. The change, the previous
+/// score, the reason, the override and who made it are recorded in `trust_score_history` in the
+/// same transaction.
 #[utoipa::path(put, path = "/api/v1/agents/{id}/trust-score", tag = "agents", params(("id" = Uuid, Path)),
     request_body = SetTrustScore, security(("user_token" = [])), responses(
     (status = 200, body = TrustScoreChanged),
@@ -68,6 +76,9 @@ async fn set_trust_score(
         "must be between 0.0 and 1.0",
     );
     errors.text(&body.reason, "reason", 500);
+    if let Some(at) = body.expires_at {
+        errors.check(at > Utc::now(), "expires_at", "must be in the future");
+    }
     errors.finish()?;
     let (mut agent, previous_score) = aim_store::agents::set_trust_score(
         state.db()?,
@@ -75,6 +86,7 @@ async fn set_trust_score(
         id,
         body.trust_score,
         body.reason.trim(),
+        body.expires_at,
         &principal.actor(&meta),
     )
     .await?
@@ -110,4 +122,64 @@ async fn trust_history(
         aim_store::agents::trust_history(state.db()?, agent.organization_id, agent.id, page)
             .await?;
     Ok(Json(TrustHistory { history }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct TrustScoreView {
+    agent_id: Uuid,
+    status: AgentStatus,
+    /// The stored score: what `verify-action` and the agents list use.
+    trust_score: f64,
+    /// The score computed now from the factors, with each factor's value, weight and inputs,
+    /// the override in force and when it was computed. Equal to the stored score, within the
+    /// policy's step, after every recomputation.
+    assessment: Assessment,
+    /// The policy in force for the agent's organization.
+    policy: TrustPolicy,
+    /// The last recorded change, if any.
+    last_change: Option<TrustScoreChange>,
+}
+
+/// An agent's trust score, explained: the factors it is computed from (each with its value,
+/// weight and what it counted), the override in force, the organization's policy and the last
+/// change. Computed on request from the rollups and identity tables; written nowhere.
+#[utoipa::path(get, path = "/api/v1/agents/{id}/trust-score", tag = "agents", params(("id" = Uuid, Path)),
+    security(("user_token" = []), ("agent_key" = []), ("agent_key_bearer" = [])), responses(
+    (status = 200, body = TrustScoreView),
+    (status = 404, body = ErrorEnvelope),
+))]
+async fn trust_score(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<TrustScoreView>, ApiError> {
+    let agent = visible_agent(&state, &principal, id).await?;
+    let db = state.db()?;
+    let policy = aim_store::trust::policy(db, agent.organization_id).await?;
+    let plan = crate::trust::dry_run(db, agent.organization_id, Some(agent.id), &policy, Utc::now())
+        .await?
+        .into_iter()
+        .next();
+    let assessment = match plan {
+        Some(plan) => plan.assessment,
+        // A revoked agent is not scored; explain it as of now all the same.
+        None => aim_trust::assess(&aim_trust::Inputs::default(), &policy, Utc::now()),
+    };
+    let last_change = aim_store::agents::trust_history(
+        db,
+        agent.organization_id,
+        agent.id,
+        aim_store::model::Page { limit: 1, offset: 0 },
+    )
+    .await?
+    .into_iter()
+    .next();
+    Ok(Json(TrustScoreView {
+        agent_id: agent.id,
+        status: agent.status,
+        trust_score: agent.trust_score,
+        assessment,
+        policy,
+        last_change,
+    }))
 }

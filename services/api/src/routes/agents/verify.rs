@@ -1,6 +1,6 @@
 //! `verify-action`: the decision rule and the recorded verification.
 
-use aim_store::model::{AgentStatus, Role, VerificationEvent, VerificationStatus};
+use aim_store::model::{AgentStatus, Role, RuleOutcome, VerificationEvent, VerificationStatus};
 use aim_store::verifications::NewVerification;
 use axum::Json;
 use axum::extract::State;
@@ -49,10 +49,29 @@ struct Verification {
     event: VerificationEvent,
 }
 
-/// The rule: a verified agent with a trust score of at least 0.5 is allowed (`success`); a
-/// verified agent below it is refused (`failed`); a pending agent is `pending`; a suspended or
-/// revoked agent is refused (`failed`).
-pub fn decide(status: AgentStatus, trust_score: f64) -> (VerificationStatus, &'static str) {
+/// The rule, in two steps. First the organization's action rules (`denied_actions` of its
+/// trust policy): a denied action is refused (`failed`) whoever asks. Then the agent: a verified
+/// agent with a trust score of at least 0.5 is allowed (`success`); a verified agent below it is
+/// refused (`failed`); a pending agent is `pending`; a suspended or revoked agent is refused
+/// (`failed`). The first step's outcome is recorded apart (`rule_outcome`): trust scoring counts
+/// only it, so a low score cannot feed on the refusals it causes.
+pub fn decide(
+    rules_allow: bool,
+    status: AgentStatus,
+    trust_score: f64,
+) -> (VerificationStatus, &'static str, RuleOutcome) {
+    if !rules_allow {
+        return (
+            VerificationStatus::Failed,
+            "the organization's rules deny this action",
+            RuleOutcome::Denied,
+        );
+    }
+    let (status, reason) = decide_for_agent(status, trust_score);
+    (status, reason, RuleOutcome::Allowed)
+}
+
+fn decide_for_agent(status: AgentStatus, trust_score: f64) -> (VerificationStatus, &'static str) {
     match status {
         AgentStatus::Verified if trust_score >= MIN_TRUST_FOR_SUCCESS => {
             (VerificationStatus::Success, "agent is verified and trusted")
@@ -95,23 +114,42 @@ async fn verify_action(
     check_object(&mut errors, "context", body.context.as_ref());
     errors.finish()?;
     let agent = visible_agent(&state, &principal, id).await?;
-    let (status, reason) = decide(agent.status, agent.trust_score);
+    let db = state.db()?;
+    let policy = aim_store::trust::policy(db, agent.organization_id).await?;
+    let action = body.action.trim();
+    let (status, reason, rule_outcome) =
+        decide(policy.action_allowed(action), agent.status, agent.trust_score);
+    let rollups = state.pipeline().is_some();
     let event = aim_store::verifications::record(
-        state.db()?,
+        db,
         NewVerification {
             organization_id: agent.organization_id,
             agent_id: agent.id,
-            action: body.action.trim().to_owned(),
+            action: action.to_owned(),
             resource: body.resource.map(|r| r.trim().to_owned()),
             context: body.context,
             status,
             reason: reason.to_owned(),
+            rule_outcome,
             duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
             started_at,
-            rollups: state.pipeline().is_some(),
+            rollups,
         },
     )
     .await?;
+    if rollups {
+        // The verification is recorded whatever happens here; the scheduled run catches up.
+        match crate::trust::recompute(db, agent.organization_id, Some(agent.id), &policy, Utc::now())
+            .await
+        {
+            Ok((_, suspended)) => {
+                for agent_id in suspended {
+                    state.key_cache().evict_agent(agent_id);
+                }
+            }
+            Err(e) => tracing::warn!(agent_id = %agent.id, error = %e, "recomputing the agent's trust after a verification failed"),
+        }
+    }
     Ok(Json(Verification {
         allowed: status == VerificationStatus::Success,
         event,
@@ -125,24 +163,37 @@ mod tests {
     #[test]
     fn the_decision_rule_is_the_documented_one() {
         assert_eq!(
-            decide(AgentStatus::Verified, 0.5).0,
+            decide(true, AgentStatus::Verified, 0.5).0,
             VerificationStatus::Success
         );
         assert_eq!(
-            decide(AgentStatus::Verified, 0.49).0,
+            decide(true, AgentStatus::Verified, 0.49).0,
             VerificationStatus::Failed
         );
         assert_eq!(
-            decide(AgentStatus::Pending, 1.0).0,
+            decide(true, AgentStatus::Pending, 1.0).0,
             VerificationStatus::Pending
         );
         assert_eq!(
-            decide(AgentStatus::Suspended, 1.0).0,
+            decide(true, AgentStatus::Suspended, 1.0).0,
             VerificationStatus::Failed
         );
         assert_eq!(
-            decide(AgentStatus::Revoked, 1.0).0,
+            decide(true, AgentStatus::Revoked, 1.0).0,
             VerificationStatus::Failed
+        );
+        // The rules decide first, and their outcome is what scoring counts.
+        assert_eq!(
+            decide(false, AgentStatus::Verified, 1.0),
+            (
+                VerificationStatus::Failed,
+                "the organization's rules deny this action",
+                RuleOutcome::Denied
+            )
+        );
+        assert_eq!(
+            decide(true, AgentStatus::Pending, 0.0).2,
+            RuleOutcome::Allowed
         );
     }
 }
