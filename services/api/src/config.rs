@@ -11,6 +11,7 @@ mod environment;
 mod http;
 mod maintenance;
 mod vars;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ pub use http::HttpConfig;
 pub use maintenance::MaintenanceConfig;
 pub use vars::ConfigError;
 use vars::Vars;
+pub use webhooks::WebhookConfig;
 
 /// Everything the service is told by its environment. Secrets are `SecretString`, whose `Debug`
 /// prints a placeholder, so the struct can be logged whole.
@@ -44,6 +46,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub analytics: AnalyticsConfig,
     pub maintenance: MaintenanceConfig,
+    pub webhooks: WebhookConfig,
 }
 
 impl Config {
@@ -87,6 +90,7 @@ impl Config {
             auth: AuthConfig::read(&vars, environment)?,
             analytics: AnalyticsConfig::read(&vars, &data_dir)?,
             maintenance: MaintenanceConfig::read(&vars)?,
+            webhooks: WebhookConfig::read(&vars, environment)?,
             environment,
             data_dir,
         })

@@ -126,8 +126,7 @@ impl ApiError {
             Self::Unauthorized => "Missing or invalid credentials.".into(),
             Self::Forbidden(why) => format!("Not allowed: {why}."),
             Self::AgentSuspended => {
-                "This agent is suspended; its keys are refused until an admin reinstates it."
-                    .into()
+                "This agent is suspended; its keys are refused until an admin reinstates it.".into()
             }
             Self::Conflict(what) => format!("{what} already exists."),
             Self::StateConflict { message, .. } => (*message).to_owned(),

@@ -24,6 +24,7 @@ pub mod state;
 mod tasks;
 pub mod telemetry;
 pub mod trust;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -64,8 +64,13 @@ pub(crate) async fn run(
     let mut ticks = tokio::time::interval(settings.interval);
     // Without analytics the trust ticker never fires (a day-long period, and its ticks ignored).
     let mut trust_ticks = tokio::time::interval_at(
-        tokio::time::Instant::now() + settings.trust_interval.unwrap_or(Duration::from_secs(86_400)),
-        settings.trust_interval.unwrap_or(Duration::from_secs(86_400)),
+        tokio::time::Instant::now()
+            + settings
+                .trust_interval
+                .unwrap_or(Duration::from_secs(86_400)),
+        settings
+            .trust_interval
+            .unwrap_or(Duration::from_secs(86_400)),
     );
     trust_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -15,6 +15,7 @@ mod trust_policy;
 mod users;
 pub(crate) mod validation;
 mod verifications;
+mod webhooks;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +34,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(analytics::router())
         .merge(trust_policy::router())
         .merge(alerts::router())
+        .merge(webhooks::router())
 }
 
 #[derive(OpenApi)]

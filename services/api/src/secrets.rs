@@ -12,6 +12,7 @@ use secrecy::SecretString;
 use crate::config::{AuthConfig, Config};
 
 const SECRET_FILE: &str = "jwt_secret";
+const WEBHOOK_KEY_FILE: &str = "webhook_encryption_key";
 
 pub(crate) fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
     if let Some(secret) = &config.auth.jwt_secret {
@@ -25,6 +26,23 @@ pub(crate) fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
          set JWT_SECRET (the same on every replica) in production"
     );
     Ok(secret)
+}
+
+/// The key webhook secrets are encrypted with: `AIM_WEBHOOK_ENCRYPTION_KEY`, or one generated
+/// on first start and kept in `$AIM_DATA_DIR/webhook_encryption_key` (mode 0600), so a restart
+/// can still read the secrets it stored.
+pub(crate) fn webhook_key(config: &Config) -> anyhow::Result<SecretString> {
+    if let Some(key) = &config.webhooks.encryption_key {
+        return Ok(key.clone());
+    }
+    let path = config.data_dir.join(WEBHOOK_KEY_FILE);
+    let key = read_or_generate(&path)?;
+    tracing::warn!(
+        path = %path.display(),
+        "AIM_WEBHOOK_ENCRYPTION_KEY is not set: using the key generated in this data folder; \
+         set it (the same on every replica) in production"
+    );
+    Ok(key)
 }
 
 fn read_or_generate(path: &Path) -> anyhow::Result<SecretString> {
@@ -67,7 +85,7 @@ fn validate(path: &Path, text: String) -> anyhow::Result<SecretString> {
     anyhow::ensure!(
         trimmed.len() >= AuthConfig::MIN_JWT_SECRET_BYTES,
         "{} holds a secret shorter than {} bytes; delete it to generate a \
-         new one (tokens issued with it stop working) or set JWT_SECRET",
+         new one (what it protected stops working) or set the variable",
         path.display(),
         AuthConfig::MIN_JWT_SECRET_BYTES
     );

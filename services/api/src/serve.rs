@@ -75,8 +75,15 @@ async fn serve_on(
         tracing::warn!("AIM_ANALYTICS_ENABLED=false: API calls are not recorded");
         None
     };
-    let state = AppState::new(pool.clone(), config, &jwt_secret, pipeline.clone())
-        .context("starting the password hasher")?;
+    let webhook_key = secrets::webhook_key(config)?;
+    let state = AppState::new(
+        pool.clone(),
+        config,
+        &jwt_secret,
+        &webhook_key,
+        pipeline.clone(),
+    )
+    .context("building the service state (password hasher, webhook key)")?;
     crate::bootstrap::on_start(&pool, state.passwords(), config).await?;
 
     let listener = TcpListener::bind(config.http.listen)
@@ -103,6 +110,11 @@ async fn serve_on(
             state.key_cache().clone(),
             shutdown.clone(),
         ),
+    );
+    spawn_tracked(
+        &tracker,
+        "webhooks",
+        crate::webhooks::run(state.clone(), shutdown.clone()),
     );
     let limits = state.clone();
     let stop = shutdown.clone();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aim_store::PgPool;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::ApiError;
 use crate::auth::api_keys::KeyCache;
@@ -12,7 +12,7 @@ use crate::auth::jwt::Tokens;
 use crate::auth::password::{PasswordError, Passwords};
 use crate::auth::rate_limit::RateLimits;
 use crate::breaker::DatabaseBreaker;
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, WebhookConfig};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,17 +31,36 @@ struct Inner {
     trust_proxy: bool,
     /// `None` when `AIM_ANALYTICS_ENABLED=false`.
     pipeline: Option<Arc<aim_pipeline::Pipeline>>,
+    webhooks: Webhooks,
+}
+
+/// What registering and sending webhooks needs.
+pub struct Webhooks {
+    pub cipher: aim_webhooks::Cipher,
+    pub sender: aim_webhooks::Sender,
+    pub config: WebhookConfig,
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    WebhookKey(#[from] aim_webhooks::CipherError),
 }
 
 impl AppState {
     /// # Errors
-    /// When the password hasher cannot start (no randomness).
+    /// When the password hasher cannot start (no randomness); a webhook key that is not 64 hex
+    /// digits.
     pub fn new(
         db: PgPool,
         config: &Config,
         jwt_secret: &SecretString,
+        webhook_key: &SecretString,
         pipeline: Option<Arc<aim_pipeline::Pipeline>>,
-    ) -> Result<Self, PasswordError> {
+    ) -> Result<Self, StateError> {
         let hashing = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Self {
             db,
@@ -63,6 +82,14 @@ impl AppState {
                 ),
                 trust_proxy: config.http.trust_proxy,
                 pipeline,
+                webhooks: Webhooks {
+                    cipher: aim_webhooks::Cipher::from_hex(webhook_key.expose_secret())?,
+                    sender: aim_webhooks::Sender::new(
+                        config.webhooks.allow_private,
+                        config.webhooks.timeout,
+                    ),
+                    config: config.webhooks.clone(),
+                },
             }),
         })
     }
@@ -96,6 +123,10 @@ impl AppState {
 
     pub fn tokens(&self) -> &Tokens {
         &self.inner.tokens
+    }
+
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
     }
 
     pub fn passwords(&self) -> &Passwords {

@@ -46,7 +46,10 @@ pub fn plan(candidate: &Candidate, policy: &TrustPolicy, now: DateTime<Utc>) -> 
     let assessment = aim_trust::assess(&candidate.inputs, policy, now);
     let writes_score = assessment.moves(candidate.stored_score, policy);
     let reason = writes_score.then(|| {
-        assessment.reason(candidate.stored_score, candidate.previous_factors.as_deref())
+        assessment.reason(
+            candidate.stored_score,
+            candidate.previous_factors.as_deref(),
+        )
     });
     let policy_transition = match candidate.status {
         AgentStatus::Pending | AgentStatus::Verified => aim_trust::transition(
@@ -129,8 +132,7 @@ pub async fn recompute(
     policy: &TrustPolicy,
     now: DateTime<Utc>,
 ) -> Result<(Outcome, Suspended), StoreError> {
-    let candidates =
-        aim_store::trust::candidates(pool, organization_id, only, policy, now).await?;
+    let candidates = aim_store::trust::candidates(pool, organization_id, only, policy, now).await?;
     let plans: Vec<Plan> = candidates.iter().map(|c| plan(c, policy, now)).collect();
     let mut outcome = Outcome {
         agents: plans.len(),
@@ -189,7 +191,11 @@ pub async fn recompute(
         outcome.queries += 1;
         if applied {
             outcome.transitions += 1;
-            let label = if to == AgentStatus::Suspended { "suspended" } else { "verified" };
+            let label = if to == AgentStatus::Suspended {
+                "suspended"
+            } else {
+                "verified"
+            };
             metrics::counter!(names::TRUST_TRANSITIONS, "to" => label).increment(1);
             if to == AgentStatus::Suspended {
                 suspended.push(p.agent_id);
@@ -200,15 +206,18 @@ pub async fn recompute(
     let alerts: Vec<NewAlert> = plans
         .iter()
         .flat_map(|p| {
-            p.alerts.iter().zip(&p.alert_messages).map(|(rule, message)| NewAlert {
-                agent_id: p.agent_id,
-                rule: *rule,
-                message: message.clone(),
-                details: serde_json::json!({
-                    "trust_score": p.assessment.score,
-                    "factors": p.assessment.factors,
-                }),
-            })
+            p.alerts
+                .iter()
+                .zip(&p.alert_messages)
+                .map(|(rule, message)| NewAlert {
+                    agent_id: p.agent_id,
+                    rule: *rule,
+                    message: message.clone(),
+                    details: serde_json::json!({
+                        "trust_score": p.assessment.score,
+                        "factors": p.assessment.factors,
+                    }),
+                })
         })
         .collect();
     if !alerts.is_empty() {
@@ -269,7 +278,6 @@ pub async fn dry_run(
     policy: &TrustPolicy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Plan>, StoreError> {
-    let candidates =
-        aim_store::trust::candidates(pool, organization_id, only, policy, now).await?;
+    let candidates = aim_store::trust::candidates(pool, organization_id, only, policy, now).await?;
     Ok(candidates.iter().map(|c| plan(c, policy, now)).collect())
 }

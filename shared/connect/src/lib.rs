@@ -24,4 +24,4 @@ pub use settings::{
     APPLICATION_NAME, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_USER, DatabaseSettings, Host, parse_port,
 };
 pub use ssl_mode::SslMode;
-pub use tls::{TlsError, install_crypto_provider, is_tls_refusal};
+pub use tls::{TlsError, install_crypto_provider, is_tls_refusal, web_client_config};

@@ -227,3 +227,12 @@ pub fn is_tls_refusal(error: &std::io::Error) -> bool {
         .get_ref()
         .is_some_and(|inner| inner.is::<rustls::Error>())
 }
+
+/// The client configuration for HTTPS to the public web (webhook deliveries): the process's
+/// provider, the system's roots, the host name verified.
+///
+/// # Errors
+/// [`TlsError::NoRoots`] when the system has no root certificate.
+pub fn web_client_config() -> Result<ClientConfig, TlsError> {
+    client_config(SslMode::VerifyFull, None)
+}

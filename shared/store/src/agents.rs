@@ -182,9 +182,9 @@ pub async fn update(
         }
         Some(AgentStatus::Suspended)
             if !may_reinstate
-                && patch
-                    .status
-                    .is_some_and(|s| !matches!(s, AgentStatus::Suspended | AgentStatus::Revoked)) =>
+                && patch.status.is_some_and(|s| {
+                    !matches!(s, AgentStatus::Suspended | AgentStatus::Revoked)
+                }) =>
         {
             return Err(StoreError::AdminOnly(
                 "only an admin can reinstate a suspended agent",
@@ -343,7 +343,15 @@ pub async fn set_trust_score(
     let metadata = serde_json::json!({
         "override": { "score": score, "reason": reason, "expires_at": expires_at },
     });
-    record_score(&mut tx, &agent, Some(previous), reason, Some(&metadata), actor).await?;
+    record_score(
+        &mut tx,
+        &agent,
+        Some(previous),
+        reason,
+        Some(&metadata),
+        actor,
+    )
+    .await?;
 
     audit::record(
         &mut tx,

@@ -127,8 +127,7 @@ impl Windows {
         let same_hours: Vec<_> = (1..=i64::from(VOLUME_BASELINE_DAYS))
             .map(|d| last_hour - Duration::days(d))
             .collect();
-        let verification_since =
-            hour - Duration::days(i64::from(policy.verification_window_days));
+        let verification_since = hour - Duration::days(i64::from(policy.verification_window_days));
         let earliest_same_hour = same_hours.last().copied().unwrap_or(last_hour);
         Self {
             since: verification_since

@@ -150,9 +150,16 @@ pub async fn create(
     .bind(actor.id)
     .fetch_one(&mut *tx)
     .await?;
-    audit(&mut tx, organization_id, actor, "webhook.created", created.id, serde_json::json!({
-        "url": created.url, "events": created.events,
-    }))
+    audit(
+        &mut tx,
+        organization_id,
+        actor,
+        "webhook.created",
+        created.id,
+        serde_json::json!({
+            "url": created.url, "events": created.events,
+        }),
+    )
     .await?;
     tx.commit().await?;
     Ok(created)
@@ -247,10 +254,17 @@ pub async fn update(
     let Some(updated) = updated else {
         return Ok(None);
     };
-    audit(&mut tx, organization_id, actor, "webhook.updated", id, serde_json::json!({
-        "url": patch.url, "events": patch.events, "enabled": patch.enabled,
-        "description_changed": patch.description.is_some(),
-    }))
+    audit(
+        &mut tx,
+        organization_id,
+        actor,
+        "webhook.updated",
+        id,
+        serde_json::json!({
+            "url": patch.url, "events": patch.events, "enabled": patch.enabled,
+            "description_changed": patch.description.is_some(),
+        }),
+    )
     .await?;
     tx.commit().await?;
     Ok(Some(updated))
@@ -276,7 +290,15 @@ pub async fn delete(
     if deleted == 0 {
         return Ok(false);
     }
-    audit(&mut tx, organization_id, actor, "webhook.deleted", id, serde_json::json!({})).await?;
+    audit(
+        &mut tx,
+        organization_id,
+        actor,
+        "webhook.deleted",
+        id,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -309,9 +331,16 @@ pub async fn rotate(
     let Some(rotated) = rotated else {
         return Ok(None);
     };
-    audit(&mut tx, organization_id, actor, "webhook.secret_rotated", id, serde_json::json!({
-        "previous_secret_expires_at": overlap_until,
-    }))
+    audit(
+        &mut tx,
+        organization_id,
+        actor,
+        "webhook.secret_rotated",
+        id,
+        serde_json::json!({
+            "previous_secret_expires_at": overlap_until,
+        }),
+    )
     .await?;
     tx.commit().await?;
     Ok(Some(rotated))
@@ -409,9 +438,16 @@ pub async fn redeliver(
     .fetch_optional(&mut *tx)
     .await?;
     if delivery.is_some() {
-        audit(&mut tx, organization_id, actor, "webhook.redelivered", webhook_id, serde_json::json!({
-            "delivery_id": delivery_id,
-        }))
+        audit(
+            &mut tx,
+            organization_id,
+            actor,
+            "webhook.redelivered",
+            webhook_id,
+            serde_json::json!({
+                "delivery_id": delivery_id,
+            }),
+        )
         .await?;
     }
     tx.commit().await?;

@@ -209,10 +209,7 @@ impl TrustPolicy {
                     "must be 1-200 characters, not blank",
                 );
             } else if rule.trim_end_matches('*').contains('*') {
-                out.fail(
-                    &format!("denied_actions[{i}]"),
-                    "`*` may only end a rule",
-                );
+                out.fail(&format!("denied_actions[{i}]"), "`*` may only end a rule");
             }
         }
         let w = &self.weights;
@@ -293,10 +290,13 @@ impl TrustPolicy {
     /// Whether the action rules allow `action`; see [`TrustPolicy::denied_actions`].
     #[must_use]
     pub fn action_allowed(&self, action: &str) -> bool {
-        !self.denied_actions.iter().any(|rule| match rule.strip_suffix('*') {
-            Some(prefix) => action.starts_with(prefix),
-            None => action == rule,
-        })
+        !self
+            .denied_actions
+            .iter()
+            .any(|rule| match rule.strip_suffix('*') {
+                Some(prefix) => action.starts_with(prefix),
+                None => action == rule,
+            })
     }
 
     /// The longest window of days any factor reads: what a loader must fetch.

@@ -20,6 +20,8 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 pub const JWT_SECRET: &str = "test-secret-of-at-least-thirty-two-bytes";
+/// The tests' webhook encryption key (64 hex digits).
+pub const WEBHOOK_KEY: &str = "7f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 /// Every test user's password.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -81,6 +83,7 @@ fn state(
         pool,
         config,
         &SecretString::from(JWT_SECRET.to_owned()),
+        &SecretString::from(WEBHOOK_KEY.to_owned()),
         pipeline.clone(),
     )
     .expect("state");

@@ -4,9 +4,9 @@
 
 use aim_store::model::{Agent, AgentStatus, Role, TrustScoreChange};
 use aim_trust::{Assessment, TrustPolicy};
-use chrono::{DateTime, Utc};
 use axum::Json;
 use axum::extract::State;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -156,10 +156,16 @@ async fn trust_score(
     let agent = visible_agent(&state, &principal, id).await?;
     let db = state.db()?;
     let policy = aim_store::trust::policy(db, agent.organization_id).await?;
-    let plan = crate::trust::dry_run(db, agent.organization_id, Some(agent.id), &policy, Utc::now())
-        .await?
-        .into_iter()
-        .next();
+    let plan = crate::trust::dry_run(
+        db,
+        agent.organization_id,
+        Some(agent.id),
+        &policy,
+        Utc::now(),
+    )
+    .await?
+    .into_iter()
+    .next();
     let assessment = match plan {
         Some(plan) => plan.assessment,
         // A revoked agent is not scored; explain it as of now all the same.
@@ -169,7 +175,10 @@ async fn trust_score(
         db,
         agent.organization_id,
         agent.id,
-        aim_store::model::Page { limit: 1, offset: 0 },
+        aim_store::model::Page {
+            limit: 1,
+            offset: 0,
+        },
     )
     .await?
     .into_iter()

@@ -117,8 +117,11 @@ async fn verify_action(
     let db = state.db()?;
     let policy = aim_store::trust::policy(db, agent.organization_id).await?;
     let action = body.action.trim();
-    let (status, reason, rule_outcome) =
-        decide(policy.action_allowed(action), agent.status, agent.trust_score);
+    let (status, reason, rule_outcome) = decide(
+        policy.action_allowed(action),
+        agent.status,
+        agent.trust_score,
+    );
     let rollups = state.pipeline().is_some();
     let event = aim_store::verifications::record(
         db,
@@ -139,15 +142,23 @@ async fn verify_action(
     .await?;
     if rollups {
         // The verification is recorded whatever happens here; the scheduled run catches up.
-        match crate::trust::recompute(db, agent.organization_id, Some(agent.id), &policy, Utc::now())
-            .await
+        match crate::trust::recompute(
+            db,
+            agent.organization_id,
+            Some(agent.id),
+            &policy,
+            Utc::now(),
+        )
+        .await
         {
             Ok((_, suspended)) => {
                 for agent_id in suspended {
                     state.key_cache().evict_agent(agent_id);
                 }
             }
-            Err(e) => tracing::warn!(agent_id = %agent.id, error = %e, "recomputing the agent's trust after a verification failed"),
+            Err(e) => {
+                tracing::warn!(agent_id = %agent.id, error = %e, "recomputing the agent's trust after a verification failed")
+            }
         }
     }
     Ok(Json(Verification {
