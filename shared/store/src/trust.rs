@@ -79,6 +79,29 @@ pub async fn set_policy(
     Ok(())
 }
 
+/// [`policy`], or the defaults on a schema rolled back below the trust migration (no
+/// `trust_policies` table): what `verify-action` reads, so the service keeps verifying with
+/// analytics off on a schema rolled back to the identity tables.
+///
+/// # Errors
+/// The database error, but an undefined table.
+pub async fn policy_or_default(
+    pool: &PgPool,
+    organization_id: Uuid,
+) -> Result<TrustPolicy, StoreError> {
+    match policy(pool, organization_id).await {
+        Err(StoreError::Database(sqlx::Error::Database(e)))
+            if e.code().as_deref() == Some(UNDEFINED_TABLE) =>
+        {
+            Ok(TrustPolicy::default())
+        }
+        other => other,
+    }
+}
+
+/// SQLSTATE 42P01.
+const UNDEFINED_TABLE: &str = "42P01";
+
 /// Every organization that has an agent the scorer looks at.
 ///
 /// # Errors
@@ -228,7 +251,8 @@ pub async fn candidates(
              coalesce(sum(api_calls_count) FILTER (WHERE hour_timestamp = ANY($8)), 0)::int8 AS same_hour_calls, \
              max(last_call_at) AS last_call_at \
          FROM agent_activity_metrics \
-         WHERE organization_id = $1 AND ($2::uuid IS NULL OR agent_id = $2) AND hour_timestamp >= $3 \
+         WHERE organization_id = $1 AND ($2::uuid IS NULL OR agent_id = $2) \
+             AND hour_timestamp >= $3 AND hour_timestamp <= $9 \
          GROUP BY agent_id",
     )
     .bind(organization_id)
@@ -239,6 +263,8 @@ pub async fn candidates(
     .bind(w.baseline_since)
     .bind(w.last_hour)
     .bind(&w.same_hours)
+    // A backdated assessment does not see hours from its future.
+    .bind(now)
     .fetch_all(pool)
     .await?;
     let keys: Vec<KeyRow> = sqlx::query_as(

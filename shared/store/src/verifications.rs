@@ -9,6 +9,8 @@ use crate::model::{Page, RuleOutcome, VerificationEvent, VerificationStatus};
 
 const EVENT_COLUMNS: &str = "id, organization_id, agent_id, action, resource, context, status, \
      reason, rule_outcome, duration_ms, started_at";
+const IDENTITY_EVENT_COLUMNS: &str =
+    "id, organization_id, agent_id, action, resource, context, status, reason";
 
 /// A decided verification to record.
 #[derive(Debug, Clone)]
@@ -20,6 +22,8 @@ pub struct NewVerification {
     pub context: Option<serde_json::Value>,
     pub status: VerificationStatus,
     pub reason: String,
+    /// Recorded with the rollups (the column arrived with them in the trust migration; with
+    /// analytics off the service may run on a schema rolled back below it).
     pub rule_outcome: RuleOutcome,
     pub duration_ms: f64,
     pub started_at: DateTime<Utc>,
@@ -40,24 +44,35 @@ pub async fn record(
     event: NewVerification,
 ) -> Result<VerificationEvent, StoreError> {
     let mut tx = pool.begin().await?;
-    let recorded: VerificationEvent = sqlx::query_as(&format!(
-        "INSERT INTO verification_events (id, organization_id, agent_id, action, resource, \
-             context, status, reason, duration_ms, started_at, rule_outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {EVENT_COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(event.organization_id)
-    .bind(event.agent_id)
-    .bind(&event.action)
-    .bind(&event.resource)
-    .bind(&event.context)
-    .bind(event.status)
-    .bind(&event.reason)
-    .bind(event.duration_ms)
-    .bind(event.started_at)
-    .bind(event.rule_outcome)
-    .fetch_one(&mut *tx)
-    .await?;
+    let sql = if event.rollups {
+        format!(
+            "INSERT INTO verification_events (id, organization_id, agent_id, action, resource, \
+                 context, status, reason, duration_ms, started_at, rule_outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {EVENT_COLUMNS}"
+        )
+    } else {
+        format!(
+            "INSERT INTO verification_events (id, organization_id, agent_id, action, resource, \
+                 context, status, reason, duration_ms, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             RETURNING {IDENTITY_EVENT_COLUMNS}, NULL::text AS rule_outcome, duration_ms, started_at"
+        )
+    };
+    let mut insert = sqlx::query_as::<_, VerificationEvent>(&sql)
+        .bind(Uuid::now_v7())
+        .bind(event.organization_id)
+        .bind(event.agent_id)
+        .bind(&event.action)
+        .bind(&event.resource)
+        .bind(&event.context)
+        .bind(event.status)
+        .bind(&event.reason)
+        .bind(event.duration_ms)
+        .bind(event.started_at);
+    if event.rollups {
+        insert = insert.bind(event.rule_outcome);
+    }
+    let recorded = insert.fetch_one(&mut *tx).await?;
     if event.rollups {
         record_rollups(&mut tx, &event).await?;
     }

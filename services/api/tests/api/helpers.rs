@@ -27,6 +27,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub router: Router,
+    /// The router's state: for driving background work (webhook dispatch) from a test.
+    pub state: AppState,
     /// The app's own pool, for checking what it wrote.
     pub pool: PgPool,
     /// Present when the app reaches its database through a proxy.
@@ -176,7 +178,8 @@ impl TestApp {
         let spool = tempfile::tempdir().expect("spool");
         let (state, pipeline) = state(pool.clone(), &config, &db.settings(), spool.path());
         Self {
-            router: app_with_cors(state, &config.http.cors_origins),
+            router: app_with_cors(state.clone(), &config.http.cors_origins),
+            state,
             pool,
             proxy: None,
             pipeline,
@@ -199,7 +202,8 @@ impl TestApp {
         let spool = tempfile::tempdir().expect("spool");
         let (state, pipeline) = state(pool.clone(), &config(overrides), &via, spool.path());
         Self {
-            router: app(state),
+            router: app(state.clone()),
+            state,
             pool,
             proxy: Some(proxy),
             pipeline,

@@ -22,5 +22,7 @@ mod schema;
 mod security;
 mod tenancy;
 mod tls;
+mod trust;
 mod users;
 mod verifications;
+mod webhooks;

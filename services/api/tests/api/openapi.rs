@@ -50,6 +50,25 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("get", "/api/v1/analytics/trends"),
         ("get", "/api/v1/analytics/verification-activity"),
         ("get", "/api/v1/analytics/export"),
+        ("get", "/api/v1/agents/{id}/trust-score"),
+        ("get", "/api/v1/trust-policy"),
+        ("put", "/api/v1/trust-policy"),
+        ("post", "/api/v1/trust-policy/dry-run"),
+        ("get", "/api/v1/alerts"),
+        ("post", "/api/v1/alerts/{id}/acknowledge"),
+        ("post", "/api/v1/alerts/{id}/resolve"),
+        ("get", "/api/v1/webhooks"),
+        ("post", "/api/v1/webhooks"),
+        ("get", "/api/v1/webhooks/{id}"),
+        ("patch", "/api/v1/webhooks/{id}"),
+        ("delete", "/api/v1/webhooks/{id}"),
+        ("post", "/api/v1/webhooks/{id}/rotate-secret"),
+        ("post", "/api/v1/webhooks/{id}/ping"),
+        ("get", "/api/v1/webhooks/{id}/deliveries"),
+        (
+            "post",
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        ),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     for (method, path) in expected {

@@ -93,6 +93,39 @@ impl World {
             .to_owned()
     }
 
+    /// A fresh webhook of the organization, registered by its admin.
+    async fn webhook(&self, app: &TestApp) -> String {
+        let created = app
+            .post_as(
+                "/api/v1/webhooks",
+                &self.admin.token,
+                json!({ "url": "https://hooks.example.com/aim", "events": ["alert.opened"] }),
+            )
+            .await;
+        created.body["id"].as_str().expect("webhook id").to_owned()
+    }
+
+    /// A fresh open alert of the organization, on a fresh agent.
+    async fn alert(&self, app: &TestApp) -> String {
+        let agent = self.fresh_agent(app).await;
+        let mut tx = app.pool.begin().await.expect("tx");
+        let opened = aim_store::alerts::open(
+            &mut tx,
+            self.admin.organization_id,
+            &[aim_store::alerts::NewAlert {
+                agent_id: agent.parse().expect("uuid"),
+                rule: aim_trust::AlertRule::ScoreBelow,
+                message: "roles".into(),
+                details: json!({}),
+            }],
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("alert");
+        tx.commit().await.expect("commit");
+        opened[0].id.to_string()
+    }
+
     /// The URI and body of a request that is valid in every way but the caller's right.
     pub async fn request(&self, app: &TestApp, row: &Row, role: usize) -> (String, Option<Value>) {
         let mut agent = self.agent.clone();
@@ -103,9 +136,27 @@ impl World {
         }
         let mut uri = if template.starts_with("/api/v1/users/{id}") {
             format!("/api/v1/users/{}", self.spare_user)
+        } else if template.starts_with("/api/v1/webhooks/{id}") {
+            template.replace("{id}", &self.webhook(app).await)
+        } else if template.starts_with("/api/v1/alerts/{id}") {
+            template.replace("{id}", &self.alert(app).await)
         } else {
             template.replace("{id}", &agent)
         };
+        if uri.contains("{delivery_id}") {
+            let webhook = uri.split('/').nth(4).expect("webhook id").to_owned();
+            let ping = app
+                .post_as(
+                    &format!("/api/v1/webhooks/{webhook}/ping"),
+                    &self.admin.token,
+                    json!({}),
+                )
+                .await;
+            uri = uri.replace(
+                "{delivery_id}",
+                ping.body["id"].as_str().expect("delivery id"),
+            );
+        }
         if template == "/api/v1/analytics/timeseries" {
             uri.push_str("?metric=api_calls");
         }
@@ -156,6 +207,14 @@ impl World {
             }
             ("POST", "/api/v1/agents/{id}/api-keys", _) => Some(json!({})),
             ("POST", "/api/v1/agents/{id}/verify-action", _) => Some(json!({ "action": "read" })),
+            ("PUT" | "POST", "/api/v1/trust-policy" | "/api/v1/trust-policy/dry-run", _) => {
+                Some(json!({}))
+            }
+            ("POST", "/api/v1/webhooks", _) => Some(json!({
+                "url": "https://hooks.example.com/aim", "events": ["alert.opened"]
+            })),
+            ("PATCH", "/api/v1/webhooks/{id}", _) => Some(json!({ "description": "roles" })),
+            ("POST", "/api/v1/webhooks/{id}/rotate-secret", _) => Some(json!({})),
             (_, _, Some(field)) => panic!("no request for {method} {template} with {field}"),
             _ => None,
         };

@@ -54,6 +54,9 @@ struct Tenant {
     key: String,
     key_id: String,
     verification_id: String,
+    webhook_id: String,
+    delivery_id: String,
+    alert_id: String,
     member: TestUser,
 }
 
@@ -85,6 +88,48 @@ async fn tenant(app: &TestApp, name: &str) -> Tenant {
         .expect("verification id")
         .to_owned();
     let member = app.user(&admin, "member").await;
+    let webhook = app
+        .post_as(
+            "/api/v1/webhooks",
+            &admin.token,
+            json!({ "url": format!("https://{name}.example.com/hook"), "events": ["alert.opened"] }),
+        )
+        .await;
+    assert_eq!(webhook.status, StatusCode::CREATED, "{}", webhook.body);
+    let webhook_id = webhook.body["id"].as_str().expect("webhook id").to_owned();
+    let ping = app
+        .post_as(
+            &format!("/api/v1/webhooks/{webhook_id}/ping"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    let delivery_id = ping.body["id"].as_str().expect("delivery id").to_owned();
+    let mut tx = app.pool.begin().await.expect("tx");
+    let opened = aim_store::alerts::open(
+        &mut tx,
+        admin.organization_id,
+        &[aim_store::alerts::NewAlert {
+            agent_id: agent_id.parse().expect("uuid"),
+            rule: aim_trust::AlertRule::ScoreBelow,
+            message: format!("{name} alert"),
+            details: json!({}),
+        }],
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("alert");
+    tx.commit().await.expect("commit");
+    let alert_id = opened[0].id.to_string();
+    let policy = app
+        .call(
+            Method::PUT,
+            "/api/v1/trust-policy",
+            Some(&admin.token),
+            Some(json!({ "step": 0.05, "denied_actions": [format!("{name}:*")] })),
+        )
+        .await;
+    assert_eq!(policy.status, StatusCode::OK, "{}", policy.body);
     Tenant {
         admin,
         agent_id,
@@ -92,6 +137,9 @@ async fn tenant(app: &TestApp, name: &str) -> Tenant {
         key,
         key_id,
         verification_id,
+        webhook_id,
+        delivery_id,
+        alert_id,
         member,
     }
 }
@@ -102,6 +150,9 @@ fn body_for(method: &Method, path: &str) -> Option<String> {
         ("PUT", p) if p.ends_with("/trust-score") => json!({ "trust_score": 0.9, "reason": "x" }),
         ("POST", p) if p.ends_with("/verify-action") => json!({ "action": "read:x" }),
         ("PATCH", p) if p.starts_with("/api/v1/users/") => json!({ "is_active": false }),
+        ("PATCH", p) if p.starts_with("/api/v1/webhooks/") => json!({ "description": "renamed" }),
+        ("POST", p) if p.ends_with("/ping") || p.ends_with("/redeliver") => return None,
+        ("POST", p) if p.starts_with("/api/v1/alerts/") => return None,
         ("PATCH", _) => json!({ "name": "renamed" }),
         ("POST", "/api/v1/users") => {
             json!({ "email": "intruder@example.test", "name": "i", "role": "viewer", "password": PASSWORD })
@@ -130,6 +181,11 @@ async fn no_endpoint_lets_one_organization_reach_anothers_data() {
         victim.key.as_str(),
         victim.key_id.as_str(),
         victim.verification_id.as_str(),
+        victim.webhook_id.as_str(),
+        victim.delivery_id.as_str(),
+        victim.alert_id.as_str(),
+        "victim alert",
+        "victim.example.com",
         victim.member.email.as_str(),
         victim.admin.email.as_str(),
     ];
@@ -143,10 +199,17 @@ async fn no_endpoint_lets_one_organization_reach_anothers_data() {
                 &member_id
             } else if path.starts_with("/api/v1/verifications/") {
                 &victim.verification_id
+            } else if path.starts_with("/api/v1/webhooks/") {
+                &victim.webhook_id
+            } else if path.starts_with("/api/v1/alerts/") {
+                &victim.alert_id
             } else {
                 &victim.agent_id
             };
-            let uri = path.replace("{key_id}", &victim.key_id).replace("{id}", id);
+            let uri = path
+                .replace("{key_id}", &victim.key_id)
+                .replace("{delivery_id}", &victim.delivery_id)
+                .replace("{id}", id);
             let uri = if path.ends_with("/export") {
                 format!("{uri}?format=ndjson")
             } else {
@@ -209,6 +272,20 @@ async fn no_endpoint_lets_one_organization_reach_anothers_data() {
         .get_as(&format!("/api/v1/agents/{}", victim.agent_id), &victim.key)
         .await;
     assert_eq!(still_works.status, StatusCode::OK);
+    // The intruder's admin replaced a trust policy: its own.
+    let policy = app
+        .get_as("/api/v1/trust-policy", &victim.admin.token)
+        .await;
+    assert_eq!(policy.body["denied_actions"], json!(["victim:*"]));
+    for (webhook, alert) in [(&victim.webhook_id, &victim.alert_id)] {
+        let shown = app
+            .get_as(&format!("/api/v1/webhooks/{webhook}"), &victim.admin.token)
+            .await;
+        assert_eq!(shown.body["description"], "", "{}", shown.body);
+        let alerts = app.get_as("/api/v1/alerts", &victim.admin.token).await;
+        assert_eq!(alerts.body["alerts"][0]["id"], alert.as_str());
+        assert_eq!(alerts.body["alerts"][0]["status"], "open");
+    }
 }
 
 fn forge(

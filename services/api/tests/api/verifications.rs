@@ -41,7 +41,8 @@ async fn verify_action_decides_records_and_lists() {
         Method::PUT,
         &format!("/api/v1/agents/{id}/trust-score"),
         Some(&admin.token),
-        Some(json!({ "trust_score": 0.2, "reason": "incident" })),
+        // Below 0.5, so refused; above the default policy's floor (0.3), so not suspended.
+        Some(json!({ "trust_score": 0.4, "reason": "incident" })),
     )
     .await;
     let member = app.user(&admin, "member").await;

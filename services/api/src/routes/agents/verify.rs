@@ -115,7 +115,7 @@ async fn verify_action(
     errors.finish()?;
     let agent = visible_agent(&state, &principal, id).await?;
     let db = state.db()?;
-    let policy = aim_store::trust::policy(db, agent.organization_id).await?;
+    let policy = aim_store::trust::policy_or_default(db, agent.organization_id).await?;
     let action = body.action.trim();
     let (status, reason, rule_outcome) = decide(
         policy.action_allowed(action),
