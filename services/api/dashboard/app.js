@@ -408,6 +408,36 @@
     );
   }
 
+  const RULES = {
+    score_below: "Score below threshold",
+    score_drop: "Score dropped",
+    error_rate_spike: "Error-rate spike",
+    volume_anomaly: "Call-volume anomaly",
+    suspended: "Suspended",
+  };
+
+  function renderAlerts(list) {
+    if (list.alerts.length === 0) {
+      fill("alerts", h("p", { class: "empty" }, "No open alert: no agent meets a rule of the organization's trust policy."));
+      return;
+    }
+    const names = new Map((shown && shown.agents ? shown.agents.activities : []).map((a) => [a.agent_id, a.agent_name]));
+    fill(
+      "alerts",
+      table(
+        list.alerts.length < list.total ? `The ${list.alerts.length} newest of ${list.total} open alerts` : "Newest first",
+        [
+          ["Opened", (a) => minuteLabel(a.opened_at), { cls: "text" }],
+          ["Agent", (a) => names.get(a.agent_id) || a.agent_id, { cls: "text" }],
+          ["Rule", (a) => RULES[a.rule] || a.rule, { cls: "text", key: "rule" }],
+          ["What was seen", (a) => a.message, { cls: "text" }],
+        ],
+        list.alerts,
+        (a) => ({ "data-alert": a.id }),
+      ),
+    );
+  }
+
   function renderAgents(activity) {
     if (activity.activities.length === 0) {
       fill("agents", h("p", { class: "empty" }, "This organization has no agents yet. Create one with POST /api/v1/agents."));
@@ -486,7 +516,7 @@
     openAgentId = agent.agent_id;
     shownAgent = null;
     $("agent-detail").hidden = false;
-    $("agent-title").textContent = `${agent.agent_name}: hourly activity`;
+    $("agent-title").textContent = `${agent.agent_name}: trust and hourly activity`;
     $("agent-body").replaceChildren(h("p", { class: "loading" }, "Loading…"));
     $("agent-title").focus();
     await loadAgent();
@@ -497,10 +527,15 @@
     if (!id) return;
     const hours = Math.min(720, PERIODS[period()].days * 24);
     try {
-      const activity = await api(`/analytics/agents/${encodeURIComponent(id)}/activity?hours=${hours}`);
+      const agentPath = `/agents/${encodeURIComponent(id)}`;
+      const [activity, trust, history] = await Promise.all([
+        api(`/analytics${agentPath}/activity?hours=${hours}`),
+        api(`${agentPath}/trust-score`),
+        api(`${agentPath}/trust-history?limit=10`),
+      ]);
       if (openAgentId !== id) return;
-      shownAgent = { activity, hours };
-      renderAgent(activity, hours);
+      shownAgent = { activity, hours, trust, history };
+      renderAgent(activity, hours, trust, history);
     } catch (error) {
       if (openAgentId === id) {
         $("agent-body").replaceChildren(h("p", { class: "notice error", role: "alert" }, `Could not load this agent: ${error.message}`));
@@ -510,7 +545,40 @@
 
   let shownAgent = null;
 
-  function renderAgent(activity, hours) {
+  const FACTORS = {
+    verification: "Verification outcomes",
+    error_rate: "Error rate",
+    volume: "Call volume",
+    key_hygiene: "Key hygiene",
+    activity: "Activity",
+  };
+
+  function trustParts(trust, history) {
+    const a = trust.assessment;
+    const total = a.factors.reduce((sum, f) => sum + f.weight, 0) || 1;
+    const held = a.admin_override
+      ? ` Held at ${fmt.score(a.score)} by an override (${a.admin_override.reason})${a.admin_override.expires_at ? ` until ${minuteLabel(a.admin_override.expires_at)}` : ""}; computed ${fmt.score(a.computed_score)}.`
+      : "";
+    return [
+      h("p", { class: "summary", "data-agent-status": trust.status },
+        h("span", { class: `badge ${trust.status}` }, trust.status),
+        ` Trust score ${fmt.score(trust.trust_score)}; computed now ${fmt.score(a.computed_score)}.${held}`),
+      table("Factors of the score (each 0–1; 1 is what a well-behaved agent earns)", [
+        ["Factor", (f) => FACTORS[f.factor] || f.factor, { cls: "text" }],
+        ["Value", (f) => fmt.score(f.value), { key: "value" }],
+        ["Weight", (f) => `${((f.weight / total) * 100).toFixed(0)} %`, { key: "weight" }],
+        ["From", (f) => f.detail, { cls: "text" }],
+      ], a.factors, (f) => ({ "data-factor": f.factor })),
+      history.history.length === 0 ? null : table("Score history, newest first", [
+        ["When", (c) => minuteLabel(c.recorded_at), { cls: "text" }],
+        ["Score", (c) => fmt.score(c.trust_score), { key: "score" }],
+        ["Reason", (c) => c.change_reason, { cls: "text" }],
+        ["By", (c) => (c.changed_by ? "a user" : "the service"), { cls: "text" }],
+      ], history.history, (c) => ({ "data-history": c.id })),
+    ].filter(Boolean);
+  }
+
+  function renderAgent(activity, hours, trust, history) {
     const full = activity.hours.map((x) => hourLabel(x.hour));
     const labels = activity.hours.map((x) => shortLabel(x.hour, "hour"));
     const series = [
@@ -519,6 +587,7 @@
     ];
     const total = series[0].values.reduce((a, b) => a + b, 0);
     $("agent-body").replaceChildren(
+      ...trustParts(trust, history),
       h("p", { class: "summary", "data-agent-total": total }, `${fmt.count(total)} calls in the last ${hours} hours (UTC).`),
       ...barChart({
         width: widthOf("agent-body"),
@@ -556,7 +625,7 @@
     const range = `interval=${p.interval}&from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}`;
     const series = (metric) => api(`/analytics/timeseries?metric=${metric}&${range}`);
     try {
-      const [usage, calls, errors, p50, p95, p99, endpoints, agents, trust, verifications] = await Promise.all([
+      const [usage, calls, errors, p50, p95, p99, endpoints, agents, trust, verifications, alerts] = await Promise.all([
         api(`/analytics/usage?period=${period()}`),
         series("api_calls"),
         series("errors"),
@@ -567,8 +636,9 @@
         api(`/analytics/agents/activity?days=${p.days}&limit=100`),
         api(`/analytics/trust-score-trends?weeks=${p.weeks}`),
         api(`/analytics/verification-activity?months=${p.months}`),
+        api("/alerts?status=open&limit=20"),
       ]);
-      shown = { usage, calls, errors, p50, p95, p99, endpoints, agents, trust, verifications, interval: p.interval };
+      shown = { usage, calls, errors, p50, p95, p99, endpoints, agents, trust, verifications, alerts, interval: p.interval };
       render(shown);
       const empty = $("empty");
       empty.hidden = usage.api_calls !== 0;
@@ -602,6 +672,7 @@
     renderCalls(d.calls, d.errors, d.interval);
     renderLatency(d.p50, d.p95, d.p99, d.interval);
     renderEndpoints(d.endpoints);
+    renderAlerts(d.alerts);
     renderAgents(d.agents);
     renderTrust(d.trust);
     renderVerifications(d.verifications);
@@ -711,7 +782,7 @@
       clearTimeout(resizing);
       resizing = setTimeout(() => {
         if (shown && session) render(shown);
-        if (shownAgent && openAgentId) renderAgent(shownAgent.activity, shownAgent.hours);
+        if (shownAgent && openAgentId) renderAgent(shownAgent.activity, shownAgent.hours, shownAgent.trust, shownAgent.history);
       }, 200);
     });
     document.addEventListener("visibilitychange", () => {

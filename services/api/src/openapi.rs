@@ -59,6 +59,7 @@ pub(crate) const ERROR_CODES: &[&str] = &[
     "conflict",
     "agent_revoked",
     "agent_suspended",
+    "alert_resolved",
     "payload_too_large",
     "unsupported_media_type",
     "validation_failed",

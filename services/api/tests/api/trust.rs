@@ -212,6 +212,39 @@ async fn simulated_days_verify_a_good_agent_and_suspend_a_bad_one_with_each_aler
             .map(|r| (bad_id.clone(), r.to_owned()))
     );
 
+    let overview = app
+        .get_as("/api/v1/analytics/dashboard", &admin.token)
+        .await;
+    assert_eq!(overview.body["open_alerts"], 4, "{}", overview.body);
+    assert_eq!(overview.body["acknowledged_alerts"], 0);
+    let first = alerts.body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|a| a["rule"] == "score_below")
+        .and_then(|a| a["id"].as_str())
+        .expect("a score_below alert")
+        .to_owned();
+    let acknowledged = app
+        .post_as(
+            &format!("/api/v1/alerts/{first}/acknowledge"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(acknowledged.status, StatusCode::OK, "{}", acknowledged.body);
+    assert_eq!(acknowledged.body["status"], "acknowledged");
+    let overview = app
+        .get_as("/api/v1/analytics/dashboard", &admin.token)
+        .await;
+    assert_eq!(
+        (
+            overview.body["open_alerts"].clone(),
+            overview.body["acknowledged_alerts"].clone()
+        ),
+        (json!(3), json!(1))
+    );
+
     // The suspended agent's key is refused with a clear code; the good one's works.
     let refused = app.get_as("/api/v1/auth/me", &bad_key).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
@@ -240,6 +273,26 @@ async fn simulated_days_verify_a_good_agent_and_suspend_a_bad_one_with_each_aler
             .any(|(t, d)| *t == bad && d["to"] == "suspended")
     );
 
+    // An acknowledged alert still counts as the agent's one for its rule; a resolved one is
+    // final, and the condition seen again opens a new alert.
+    let resolved = app
+        .post_as(
+            &format!("/api/v1/alerts/{first}/resolve"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(resolved.body["status"], "resolved");
+    let refused = app
+        .post_as(
+            &format!("/api/v1/alerts/{first}/acknowledge"),
+            &admin.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.error_code(), "alert_resolved");
+
     // History rows carry the factors; a recomputation with nothing new writes nothing.
     let metadata: Value = sqlx::query_scalar(
         "SELECT metadata FROM trust_score_history WHERE agent_id = $1 AND changed_by IS NULL \
@@ -256,9 +309,10 @@ async fn simulated_days_verify_a_good_agent_and_suspend_a_bad_one_with_each_aler
         start(7) + Duration::hours(23) + Duration::minutes(30),
     )
     .await;
+    // The resolved alert's condition still holds: it opens again, once; nothing else is new.
     assert_eq!(
         (again.scores_written, again.transitions, again.alerts_opened),
-        (0, 0, 0)
+        (0, 0, 1)
     );
     // The loading queries and one alert statement (whose conflicts open nothing): not one per
     // agent.

@@ -1,5 +1,6 @@
 //! The organization at a glance (`/analytics/dashboard`, the overview the web dashboard's first
-//! page shows): agents, users and verifications counted, and the last day's traffic.
+//! page shows): agents, users, verifications and unresolved alerts counted, and the last day's
+//! traffic.
 
 use aim_store::analytics::Rollup;
 use aim_store::model::Role;
@@ -41,6 +42,10 @@ struct Overview {
     api_calls_24h: i64,
     /// Percent, over the last 24 hours.
     error_rate_24h: f64,
+    /// Alerts of the trust policy not yet acknowledged.
+    open_alerts: i64,
+    /// Alerts acknowledged but not resolved.
+    acknowledged_alerts: i64,
 }
 
 /// The organization at a glance.
@@ -56,6 +61,8 @@ async fn overview(
     principal.user_with(Role::Viewer)?;
     let organization = principal.organization_id();
     let counts = aim_store::analytics::organization_counts(state.db()?, organization).await?;
+    let (open_alerts, acknowledged_alerts) =
+        aim_store::alerts::counts(state.db()?, organization).await?;
     let rows = Period::parse(None, None, "day")?
         .rows(&state, organization, Rollup::Organization)
         .await?;
@@ -75,5 +82,7 @@ async fn overview(
         avg_response_time: round2(day.avg_ms()),
         api_calls_24h: day.calls,
         error_rate_24h: percent(day.errors, day.calls),
+        open_alerts,
+        acknowledged_alerts,
     }))
 }
