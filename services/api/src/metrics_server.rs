@@ -77,6 +77,7 @@ pub(crate) fn spawn(
         metrics::Unit::Bytes,
         "Size of each analytics table with its partitions, indexes and TOAST, sampled by the maintenance run (published by the replica that runs it)."
     );
+    describe_trust();
     let process = metrics_process::Collector::default();
     process.describe();
 
@@ -117,6 +118,38 @@ struct Scrape {
     db: PgPool,
     pipeline: Option<Arc<Pipeline>>,
     process: metrics_process::Collector,
+}
+
+fn describe_trust() {
+    metrics::describe_counter!(
+        names::TRUST_RECOMPUTATIONS,
+        "Scheduled trust recomputations of every organization (on the maintenance leader), by outcome."
+    );
+    metrics::describe_counter!(
+        names::TRUST_SCORES_WRITTEN,
+        "Trust scores the service wrote: moves of at least the policy's step, each with its history row."
+    );
+    metrics::describe_counter!(
+        names::TRUST_TRANSITIONS,
+        "Agent status changes the trust policy made, by the status reached (verified, suspended)."
+    );
+    metrics::describe_counter!(names::ALERTS_OPENED, "Alerts opened, by rule.");
+    metrics::describe_gauge!(
+        names::ALERTS_UNRESOLVED,
+        "Unresolved alerts of every organization by status (open, acknowledged) and rule, sampled by the maintenance run (published by the replica that runs it)."
+    );
+    metrics::describe_counter!(
+        names::WEBHOOK_DELIVERIES,
+        "Webhook delivery attempts by outcome: delivered, retry (failed, tried again later), failed (attempts spent)."
+    );
+    metrics::describe_counter!(
+        names::WEBHOOKS_DISABLED,
+        "Webhook endpoints the service disabled after AIM_WEBHOOK_DISABLE_AFTER failed attempts in a row."
+    );
+    metrics::describe_gauge!(
+        names::WEBHOOK_BACKLOG,
+        "Webhook deliveries pending (due or waiting for a retry or a disabled endpoint) and failed, sampled by the maintenance run."
+    );
 }
 
 fn describe_pools() {

@@ -213,8 +213,9 @@ struct KeyRow {
 /// The number of queries [`candidates`] sends, whatever the number of agents.
 pub const QUERIES_PER_LOAD: usize = 4;
 
-/// The scorer's view of the organization's live agents (or of one, `only`): pending, verified
-/// and suspended ones; revoked and deleted agents are not scored. [`QUERIES_PER_LOAD`] queries.
+/// The scorer's view of the organization's live agents: pending, verified and suspended ones
+/// (revoked and deleted agents are not scored); or of one (`only`), revoked included, so that
+/// its score can still be explained. [`QUERIES_PER_LOAD`] queries.
 ///
 /// # Errors
 /// The database error.
@@ -230,7 +231,8 @@ pub async fn candidates(
         "SELECT id, name, status, trust_score, trust_factors, created_at, last_active, \
              trust_override_score, trust_override_reason, trust_override_expires_at \
          FROM agents WHERE organization_id = $1 AND ($2::uuid IS NULL OR id = $2) \
-             AND deleted_at IS NULL AND status <> 'revoked' ORDER BY id",
+             AND deleted_at IS NULL AND (status <> 'revoked' OR $2::uuid IS NOT NULL) \
+         ORDER BY id",
     )
     .bind(organization_id)
     .bind(only)

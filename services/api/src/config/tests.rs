@@ -37,11 +37,32 @@ fn production_requires_a_jwt_secret() {
         Config::from_vars(&vars(&[("AIM_ENVIRONMENT", "production")])).expect_err("must refuse");
     assert!(err.to_string().contains("JWT_SECRET"), "{err}");
     let secret = "x".repeat(AuthConfig::MIN_JWT_SECRET_BYTES);
+    let key = "ab".repeat(32);
     Config::from_vars(&vars(&[
         ("AIM_ENVIRONMENT", "production"),
         ("JWT_SECRET", &secret),
+        ("AIM_WEBHOOK_ENCRYPTION_KEY", &key),
     ]))
     .expect("a long secret is accepted");
+}
+
+#[test]
+fn production_requires_a_webhook_key_and_a_bad_one_is_refused_without_echoing_it() {
+    let secret = "x".repeat(AuthConfig::MIN_JWT_SECRET_BYTES);
+    let err = Config::from_vars(&vars(&[
+        ("AIM_ENVIRONMENT", "production"),
+        ("JWT_SECRET", &secret),
+    ]))
+    .expect_err("must refuse");
+    assert!(
+        err.to_string().contains("AIM_WEBHOOK_ENCRYPTION_KEY"),
+        "{err}"
+    );
+    let err = Config::from_vars(&vars(&[("AIM_WEBHOOK_ENCRYPTION_KEY", "not-hex-secret")]))
+        .expect_err("not 64 hex digits");
+    let message = err.to_string();
+    assert!(message.contains("64 hex digits"), "{message}");
+    assert!(!message.contains("not-hex-secret"), "{message}");
 }
 
 #[test]

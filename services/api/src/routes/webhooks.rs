@@ -59,7 +59,7 @@ struct CreateWebhook {
     #[schema(max_length = 2000, pattern = "{not_blank}")]
     url: String,
     /// At least one; each once.
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, max_items = 2)]
     events: Vec<WebhookEvent>,
     #[serde(default)]
     #[schema(max_length = 500)]
@@ -185,7 +185,7 @@ async fn get_webhook(
 struct UpdateWebhook {
     #[schema(max_length = 2000, pattern = "{not_blank}")]
     url: Option<String>,
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, max_items = 2)]
     events: Option<Vec<WebhookEvent>>,
     #[schema(max_length = 500)]
     description: Option<String>,

@@ -506,6 +506,26 @@ async fn a_user_signs_in_and_sees_the_organizations_real_numbers() {
             .await,
         json!("41")
     );
+    // Its status, the five factors of its score and its score history with reasons.
+    assert_eq!(
+        chromium
+            .eval("document.querySelectorAll('#agent-body [data-factor]').length")
+            .await,
+        json!(5)
+    );
+    assert!(
+        chromium
+            .eval("document.querySelector('[data-agent-status]').dataset.agentStatus")
+            .await
+            .is_string()
+    );
+    assert!(
+        chromium
+            .eval("document.querySelectorAll('#agent-body [data-history]').length")
+            .await
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    );
     assert_eq!(
         chromium.eval("document.activeElement.id").await,
         json!("agent-title"),

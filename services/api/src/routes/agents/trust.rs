@@ -166,11 +166,8 @@ async fn trust_score(
     .await?
     .into_iter()
     .next();
-    let assessment = match plan {
-        Some(plan) => plan.assessment,
-        // A revoked agent is not scored; explain it as of now all the same.
-        None => aim_trust::assess(&aim_trust::Inputs::default(), &policy, Utc::now()),
-    };
+    // Deleted meanwhile: gone, as `visible_agent` would now say.
+    let assessment = plan.ok_or(ApiError::NotFound)?.assessment;
     let last_change = aim_store::agents::trust_history(
         db,
         agent.organization_id,
