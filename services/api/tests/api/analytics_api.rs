@@ -518,32 +518,6 @@ async fn export_streams_the_organizations_raw_calls() {
     }
 }
 
-/// A call of `agent` at `at`, handed to the pipeline as the request path would.
-fn past_call(
-    organization: uuid::Uuid,
-    agent: uuid::Uuid,
-    at: chrono::DateTime<chrono::Utc>,
-    status: u16,
-) -> aim_pipeline::ApiCallEvent {
-    aim_pipeline::ApiCallEvent {
-        id: uuid::Uuid::now_v7(),
-        organization_id: organization,
-        agent_id: Some(agent),
-        user_id: None,
-        method: axum::http::Method::GET,
-        endpoint: std::sync::Arc::from("/api/v1/agents/{id}"),
-        status_code: status,
-        duration_ms: 10.0,
-        request_size_bytes: 100,
-        response_size_bytes: 1_000,
-        user_agent: None,
-        ip_address: None,
-        error_message: None,
-        request_id: None,
-        called_at: at.into(),
-    }
-}
-
 #[tokio::test]
 async fn long_windows_merge_whole_days_with_the_hours_at_either_end() {
     let app = TestApp::spawn().await;
@@ -555,7 +529,7 @@ async fn long_windows_merge_whole_days_with_the_hours_at_either_end() {
     // 3 calls 10 days ago (a whole day inside a 30-day window), 2 calls 40 days ago, 1 server
     // error 29 days and 23 hours ago (inside the 30-day window's first, partial day).
     for _ in 0..3 {
-        sink.record(past_call(
+        sink.record(crate::helpers::past_call(
             admin.organization_id,
             agent_id,
             now - chrono::Duration::days(10),
@@ -563,7 +537,7 @@ async fn long_windows_merge_whole_days_with_the_hours_at_either_end() {
         ));
     }
     for _ in 0..2 {
-        sink.record(past_call(
+        sink.record(crate::helpers::past_call(
             admin.organization_id,
             agent_id,
             now - chrono::Duration::days(40),
@@ -571,7 +545,12 @@ async fn long_windows_merge_whole_days_with_the_hours_at_either_end() {
         ));
     }
     let edge = now - chrono::Duration::days(30) + chrono::Duration::hours(1);
-    sink.record(past_call(admin.organization_id, agent_id, edge, 500));
+    sink.record(crate::helpers::past_call(
+        admin.organization_id,
+        agent_id,
+        edge,
+        500,
+    ));
     app.drain().await;
 
     // The admin's own call creating the agent is the one call of today.

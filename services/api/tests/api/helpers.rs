@@ -482,3 +482,29 @@ impl TestResponse {
         code
     }
 }
+
+/// A call of `agent` at `at`, handed to the pipeline as the request path would.
+pub fn past_call(
+    organization: uuid::Uuid,
+    agent: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    status: u16,
+) -> aim_pipeline::ApiCallEvent {
+    aim_pipeline::ApiCallEvent {
+        id: uuid::Uuid::now_v7(),
+        organization_id: organization,
+        agent_id: Some(agent),
+        user_id: None,
+        method: axum::http::Method::GET,
+        endpoint: std::sync::Arc::from("/api/v1/agents/{id}"),
+        status_code: status,
+        duration_ms: 10.0,
+        request_size_bytes: 100,
+        response_size_bytes: 1_000,
+        user_agent: None,
+        ip_address: None,
+        error_message: None,
+        request_id: None,
+        called_at: at.into(),
+    }
+}

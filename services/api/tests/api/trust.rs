@@ -11,31 +11,6 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, TestUser};
 
-fn call(
-    organization: Uuid,
-    agent: Uuid,
-    at: DateTime<Utc>,
-    status: u16,
-) -> aim_pipeline::ApiCallEvent {
-    aim_pipeline::ApiCallEvent {
-        id: Uuid::now_v7(),
-        organization_id: organization,
-        agent_id: Some(agent),
-        user_id: None,
-        method: axum::http::Method::GET,
-        endpoint: std::sync::Arc::from("/api/v1/agents/{id}"),
-        status_code: status,
-        duration_ms: 10.0,
-        request_size_bytes: 100,
-        response_size_bytes: 1_000,
-        user_agent: None,
-        ip_address: None,
-        error_message: None,
-        request_id: None,
-        called_at: at.into(),
-    }
-}
-
 /// One simulated day of an agent: `calls` calls spread over 09:00–14:59 (`errors` of them
 /// answered 500) through the pipeline, and verifications recorded as `verify-action` records
 /// them, at 10:00.
@@ -53,7 +28,7 @@ async fn day(
     let sink = app.pipeline.as_ref().expect("pipeline").sink();
     for i in 0..calls {
         let at = start + Duration::hours(9 + (i % 6) as i64) + Duration::seconds(i as i64);
-        sink.record(call(
+        sink.record(crate::helpers::past_call(
             organization,
             agent,
             at,
