@@ -86,7 +86,9 @@ pub async fn record(
     Ok(recorded)
 }
 
-/// The verification rollups, exact because they commit with the event.
+/// The verification rollups, exact because they commit with the event. `updated_at` takes the
+/// inserted row's default rather than `now()`: Citus refuses non-immutable functions in an
+/// upsert's `DO UPDATE SET` on distributed tables (docs/scaling.md).
 async fn record_rollups(
     tx: &mut sqlx::PgTransaction<'_>,
     event: &NewVerification,
@@ -98,7 +100,8 @@ async fn record_rollups(
          ON CONFLICT (organization_id, agent_id, hour_timestamp) DO UPDATE \
          SET verifications_count = agent_activity_metrics.verifications_count + 1, \
              rules_allowed_count = agent_activity_metrics.rules_allowed_count + $4, \
-             rules_denied_count = agent_activity_metrics.rules_denied_count + $5, updated_at = now()",
+             rules_denied_count = agent_activity_metrics.rules_denied_count + $5, \
+             updated_at = EXCLUDED.updated_at",
     )
     .bind(event.organization_id)
     .bind(event.agent_id)
@@ -120,7 +123,7 @@ async fn record_rollups(
              total_verifications = organization_daily_metrics.total_verifications + 1, \
              successful_verifications = organization_daily_metrics.successful_verifications + $3, \
              failed_verifications = organization_daily_metrics.failed_verifications + $4, \
-             updated_at = now()",
+             updated_at = EXCLUDED.updated_at",
     )
     .bind(event.organization_id)
     .bind(event.started_at)

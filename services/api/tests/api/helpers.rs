@@ -173,17 +173,22 @@ impl TestApp {
     /// On a database the test prepared (migrated up or down as it needs), with configuration
     /// variables set.
     pub fn spawn_on(db: &TestDatabase, overrides: &[(&str, &str)]) -> Self {
-        let pool = aim_store::connect_lazy(&db.settings(), &settings());
+        Self::spawn_on_settings(db.settings(), overrides)
+    }
+
+    /// On a migrated database named by its settings (a private cluster's, say).
+    pub fn spawn_on_settings(database: DatabaseSettings, overrides: &[(&str, &str)]) -> Self {
+        let pool = aim_store::connect_lazy(&database, &settings());
         let config = config(overrides);
         let spool = tempfile::tempdir().expect("spool");
-        let (state, pipeline) = state(pool.clone(), &config, &db.settings(), spool.path());
+        let (state, pipeline) = state(pool.clone(), &config, &database, spool.path());
         Self {
             router: app_with_cors(state.clone(), &config.http.cors_origins),
             state,
             pool,
             proxy: None,
             pipeline,
-            direct: db.settings(),
+            direct: database,
             _spool: spool,
         }
     }

@@ -20,6 +20,7 @@ mod operations;
 mod roles;
 mod schema;
 mod security;
+mod statements;
 mod tenancy;
 mod tls;
 mod trust;

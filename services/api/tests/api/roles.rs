@@ -221,7 +221,7 @@ impl World {
         (uri, body)
     }
 
-    fn credential(&self, role: usize) -> &str {
+    pub fn credential(&self, role: usize) -> &str {
         match role {
             0..=2 => &self.users[role].token,
             3 => &self.admin.token,

@@ -131,7 +131,9 @@ fn traffic_params(table: Table) -> (String, String) {
 
 /// Upserts absolute traffic values. After the key arrays come six counts, the duration, the
 /// flat histograms, avg, p95, each row's `[lo:hi]` slice of the flat histograms (trailing
-/// zero buckets are not sent; readers pad them back) and the last call's time.
+/// zero buckets are not sent; readers pad them back) and the last call's time. `updated_at`
+/// takes the inserted row's value on conflict, never `now()`: Citus refuses non-immutable
+/// functions in `DO UPDATE SET` on distributed tables (docs/scaling.md, "Citus").
 pub fn upsert_sql(table: Table) -> String {
     let (traffic_arrays, histograms) = traffic_params(table);
     let columns = traffic_columns(table);
@@ -153,7 +155,7 @@ pub fn upsert_sql(table: Table) -> String {
          FROM unnest({key_arrays}, {traffic_arrays}) \
              WITH ORDINALITY AS u({names}, c, e, ce, se, rq, rs, d, avg, p95, lo, hi, lc, n) \
          ORDER BY u.n \
-         ON CONFLICT ({names}) DO UPDATE SET {set}, updated_at = now()",
+         ON CONFLICT ({names}) DO UPDATE SET {set}, updated_at = EXCLUDED.updated_at",
         table = table.name(),
         columns = columns.join(", "),
         key_arrays = key_arrays(table),
