@@ -336,6 +336,7 @@ async fn main() {
     let spool = tempfile::tempdir().expect("spool");
     let mut sizing = config.analytics.pipeline.clone();
     sizing.spool_dir = spool.path().to_path_buf();
+    sizing.dead_letter_dir = spool.path().join("dead-letter");
     sizing.queue_capacity = 200_000;
     let writers = database.tokio_postgres().expect("TLS settings");
     let pipeline = Pipeline::start(sizing, writers).expect("pipeline");

@@ -165,6 +165,8 @@ async fn pipeline(
             spool_dir: spool.path().to_path_buf(),
             spool_max_bytes: 1 << 30,
             spool_max_age: Duration::from_secs(86_400),
+            dead_letter_dir: spool.path().join("dead-letter"),
+            dead_letter_max_bytes: u64::MAX,
             rollups,
             // Alone on the machine, a lower priority changes nothing; none keeps that obvious.
             nice: 0,

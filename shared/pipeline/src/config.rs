@@ -13,6 +13,11 @@ pub struct PipelineConfig {
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
     pub spool_max_age: Duration,
+    /// Where events PostgreSQL refuses (for their content or because the statement itself is
+    /// wrong) are kept for an operator to replay after the fix or discard: a spool of its own,
+    /// never replayed automatically.
+    pub dead_letter_dir: PathBuf,
+    pub dead_letter_max_bytes: u64,
     /// Whether each batch also upserts its rollup deltas. Always on in the service; off only
     /// to measure what the rollup step costs (the ingest benchmark's baseline).
     pub rollups: bool,

@@ -145,6 +145,7 @@ impl Pipeline {
     pub fn start(config: PipelineConfig, database: TokioPostgres) -> Result<Self, PipelineError> {
         let stats = Arc::new(PipelineStats::default());
         let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
+        let dead_letter = Spool::open(&config.dead_letter_dir, config.dead_letter_max_bytes)?;
         recover(&spool, &stats)?;
         let database = with_statement_timeout(database);
         let manager = deadpool_postgres::Manager::from_config(
@@ -166,6 +167,7 @@ impl Pipeline {
             stats: Arc::clone(&stats),
             pool,
             spool: Mutex::new(spool),
+            dead_letter: Mutex::new(dead_letter),
             wake: Notify::new(),
             closing: CancellationToken::new(),
             hurry: CancellationToken::new(),

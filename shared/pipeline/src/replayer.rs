@@ -3,7 +3,7 @@
 //! and outcome rule (the ledger skips what was applied before). Also [`recover`], which counts
 //! what a previous run left in the spool.
 //!
-//! May call: the writer's `write_to_database` and `settle`, the spool. Never the queue.
+//! May call: the writer's `write_or_dead_letter`, the spool. Never the queue.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::spool::{self, Spool, SpoolError};
 use crate::state::{State, now_ms};
 use crate::stats::{DropReason, PipelineStats};
-use crate::writer::{Settled, settle, write_to_database};
+use crate::writer::{Settled, write_or_dead_letter};
 
 const PROBE_MIN: Duration = Duration::from_millis(100);
 const PROBE_MAX: Duration = Duration::from_secs(5);
@@ -108,13 +108,10 @@ async fn replay(state: &Arc<State>) -> Result<(), SpoolError> {
                 state.stats.drop_events(DropReason::SpoolExpired, n as u64);
                 tracing::warn!(batch_id = %batch.batch_id, events = n, "spooled batch past the maximum age; dropped");
             } else {
-                let started = std::time::Instant::now();
-                let result = write_to_database(state, batch.batch_id, &batch.rows).await;
-                match settle(state, batch.batch_id, n as u64, result, started.elapsed()) {
+                match write_or_dead_letter(state, batch.batch_id, &batch.rows).await {
                     Settled::Written => {
                         state.stats.replayed.fetch_add(n as u64, Ordering::Relaxed);
                     }
-                    Settled::Refused => {}
                     // Left in the spool; the replayer probes again.
                     Settled::Unavailable => return Ok(()),
                 }

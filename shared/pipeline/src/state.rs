@@ -19,6 +19,8 @@ pub(crate) struct State {
     pub stats: Arc<PipelineStats>,
     pub pool: deadpool_postgres::Pool,
     pub spool: Mutex<Spool>,
+    /// Where refused events are kept ([`crate::dead_letter`]); never replayed by the service.
+    pub dead_letter: Mutex<Spool>,
     /// Rung by the sink as events are handed over; wakes a writer gathering a batch.
     pub filling: Arc<Filling>,
     /// Woken when a batch is spooled or the database goes down.

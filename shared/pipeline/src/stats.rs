@@ -23,6 +23,8 @@ pub mod names {
     pub const EVENTS_SPILLED_TOTAL: &str = "aim_analytics_events_spilled_total";
     pub const EVENTS_SPOOLED_TOTAL: &str = "aim_analytics_events_spooled_total";
     pub const EVENTS_WRITTEN_TOTAL: &str = "aim_analytics_events_written_total";
+    pub const EVENTS_DEAD_LETTERED_TOTAL: &str = "aim_analytics_events_dead_lettered_total";
+    pub const STATEMENT_REFUSED: &str = "aim_analytics_statement_refused";
     pub const FLUSH_DURATION_SECONDS: &str = "aim_analytics_flush_duration_seconds";
     pub const LAST_FLUSH_TIMESTAMP_SECONDS: &str = "aim_analytics_last_flush_timestamp_seconds";
     pub const QUEUE_DEPTH: &str = "aim_analytics_queue_depth";
@@ -42,7 +44,8 @@ pub enum DropReason {
     SpoolExpired,
     /// A spool frame that failed its checksum or was torn.
     SpoolCorrupt,
-    /// PostgreSQL refused the batch's content.
+    /// PostgreSQL refused events and the dead-letter spool could not keep them (at its cap, or
+    /// its disk failed).
     Rejected,
     /// Arrived after the pipeline was closed for shutdown.
     Shutdown,
@@ -104,6 +107,11 @@ pub struct PipelineStats {
     /// Unix milliseconds of the last committed batch; 0 before the first.
     pub(crate) last_flush_ms: AtomicI64,
     pub(crate) database_down: std::sync::atomic::AtomicBool,
+    /// Events PostgreSQL refused, kept in the dead-letter spool.
+    pub(crate) dead_lettered: AtomicU64,
+    /// PostgreSQL's own message while it refuses the batch statement itself (a SQLSTATE of
+    /// class 42 or 0A, or both halves of a split refused); cleared by the next batch written.
+    pub(crate) statement_refused: std::sync::Mutex<Option<String>>,
 }
 
 /// A consistent-enough copy for status pages and tests.
@@ -128,6 +136,12 @@ pub struct StatsSnapshot {
     pub last_flush_ms: i64,
     pub database_down: bool,
     pub dropped_by_reason: Vec<(&'static str, u64)>,
+    /// Events PostgreSQL refused, kept in the dead-letter spool: with `written` and `dropped`,
+    /// every enqueued event is accounted for.
+    pub dead_lettered: u64,
+    /// PostgreSQL's message while it refuses the batch statement itself (the pipeline is
+    /// degraded: every batch goes to the dead-letter spool).
+    pub statement_refused: Option<String>,
 }
 
 impl PipelineStats {
@@ -165,6 +179,8 @@ impl PipelineStats {
             last_flush_ms: self.last_flush_ms.load(Ordering::Relaxed),
             database_down: self.database_down.load(Ordering::Relaxed),
             dropped_by_reason,
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            statement_refused: self.statement_refused.lock().ok().and_then(|m| m.clone()),
         }
     }
 
@@ -183,6 +199,14 @@ impl PipelineStats {
         describe_counter!(
             names::EVENTS_WRITTEN_TOTAL,
             "Events committed to api_calls, replays included."
+        );
+        describe_counter!(
+            names::EVENTS_DEAD_LETTERED_TOTAL,
+            "Events PostgreSQL refused (a trigger, a constraint, a statement the schema no longer accepts), kept in the dead-letter spool for `aim spool dead-letter replay` or `discard`."
+        );
+        describe_gauge!(
+            names::STATEMENT_REFUSED,
+            "1 while PostgreSQL refuses the batch statement itself (SQLSTATE class 42 or 0A, or both halves of a split refused): every batch goes to the dead-letter spool."
         );
         describe_counter!(
             names::EVENTS_SPOOLED_TOTAL,
@@ -242,6 +266,12 @@ impl PipelineStats {
         metrics::counter!(names::EVENTS_RECEIVED_TOTAL).absolute(s.received);
         metrics::counter!(names::EVENTS_ENQUEUED_TOTAL).absolute(s.enqueued);
         metrics::counter!(names::EVENTS_WRITTEN_TOTAL).absolute(s.written);
+        metrics::counter!(names::EVENTS_DEAD_LETTERED_TOTAL).absolute(s.dead_lettered);
+        metrics::gauge!(names::STATEMENT_REFUSED).set(if s.statement_refused.is_some() {
+            1.0
+        } else {
+            0.0
+        });
         metrics::counter!(names::EVENTS_SPOOLED_TOTAL).absolute(s.spooled);
         metrics::counter!(names::EVENTS_SPILLED_TOTAL).absolute(s.spilled);
         metrics::counter!(names::EVENTS_REPLAYED_TOTAL).absolute(s.replayed);
@@ -268,10 +298,11 @@ pub(crate) fn record_flush(events: u64, took: std::time::Duration) {
 }
 
 impl StatsSnapshot {
-    /// Whether every event is accounted for: `received + recovered = written + dropped +
-    /// queued + in flight + in spool`.
+    /// Whether every event is accounted for: `received + recovered = written + dead-lettered
+    /// + dropped + queued + in flight + in spool`.
     pub fn balanced(&self, queued: u64) -> bool {
         let pending = u64::try_from(self.in_flight + self.in_spool).unwrap_or(u64::MAX);
-        self.received + self.recovered == self.written + self.dropped + queued + pending
+        self.received + self.recovered
+            == self.written + self.dead_lettered + self.dropped + queued + pending
     }
 }

@@ -1,6 +1,7 @@
 //! The writers: each takes batches off the queue and writes them in one transaction
 //! ([`crate::transaction`]), or hands them to the spool when the database is unavailable. Also
-//! the one rule for what a write's outcome means ([`settle`]), which the replayer shares.
+//! the one rule for what a write's outcome means ([`write_or_dead_letter`]), which the replayer
+//! shares.
 //!
 //! May call: batching, the batch transaction, the spiller's `spool_events`. Never the spool's
 //! files directly, never the request path.
@@ -13,11 +14,11 @@ use aim_connect::TokioPostgres;
 use uuid::Uuid;
 
 use crate::batch::next_batch;
+use crate::dead_letter::{self, Tally, ToCallRow};
 use crate::event::{ApiCallEvent, AsRow};
 use crate::rollup::apply::RollupStatements;
 use crate::spiller::spool_events;
 use crate::state::{State, now_ms};
-use crate::stats::DropReason;
 use crate::transaction::{Outcome, Statements, WriteError, write_batch};
 
 /// How long one statement of a batch may run. A writer stuck behind a lock (a long migration, an
@@ -64,14 +65,11 @@ pub(crate) async fn run_writer(state: Arc<State>, rx: flume::Receiver<ApiCallEve
 /// Writes a fresh batch straight from its events, or spools it when the database is down.
 async fn deliver(state: &Arc<State>, batch_id: Uuid, events: &[ApiCallEvent]) {
     let n = events.len() as i64;
-    if !state.stats.database_down.load(Ordering::Relaxed) {
-        let started = std::time::Instant::now();
-        let result = write_to_database(state, batch_id, events).await;
-        let settled = settle(state, batch_id, n as u64, result, started.elapsed());
-        if settled != Settled::Unavailable {
-            state.stats.in_flight.fetch_sub(n, Ordering::Relaxed);
-            return;
-        }
+    if !state.stats.database_down.load(Ordering::Relaxed)
+        && write_or_dead_letter(state, batch_id, events).await == Settled::Written
+    {
+        state.stats.in_flight.fetch_sub(n, Ordering::Relaxed);
+        return;
     }
     spool_events(state, batch_id, events).await;
 }
@@ -79,43 +77,45 @@ async fn deliver(state: &Arc<State>, batch_id: Uuid, events: &[ApiCallEvent]) {
 /// What became of a batch the database was asked to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Settled {
-    /// Committed now or before (the ledger had it): counted as written.
+    /// Every event is accounted for: committed now or before (the ledger had it), or refused
+    /// by PostgreSQL and kept in the dead-letter spool (or, when that cannot keep it, counted as
+    /// a `rejected` drop).
     Written,
-    /// Refused for its content: counted as a `rejected` drop, never retried.
-    Refused,
-    /// The database could not take it: the caller keeps the batch (the writer spools it, the
-    /// replayer leaves it in the spool) and the database is marked down for the replayer's probe.
+    /// The database could not take it: the caller keeps the whole batch (the writer spools it,
+    /// the replayer leaves it in the spool) and the database is marked down for the replayer's
+    /// probe. Halves of it already written are in the ledger under ids derived from the batch
+    /// id, so the next attempt skips them.
     Unavailable,
 }
 
-/// The one outcome rule for fresh and replayed batches alike.
-pub(crate) fn settle(
-    state: &State,
+/// The one outcome rule for fresh and replayed batches alike: write, split what PostgreSQL
+/// refuses ([`crate::dead_letter`]), count.
+pub(crate) async fn write_or_dead_letter<T: AsRow + ToCallRow + Sync>(
+    state: &Arc<State>,
     batch_id: Uuid,
-    events: u64,
-    result: Result<Outcome, WriteError>,
-    took: Duration,
+    rows: &[T],
 ) -> Settled {
-    let stats = &state.stats;
-    match result {
-        Ok(outcome) => {
-            stats.written.fetch_add(events, Ordering::Relaxed);
-            match outcome {
-                Outcome::Written => stats.batches_written.fetch_add(1, Ordering::Relaxed),
-                Outcome::Duplicate => stats.batches_duplicate.fetch_add(1, Ordering::Relaxed),
-            };
-            stats.last_flush_ms.store(now_ms(), Ordering::Relaxed);
-            crate::stats::record_flush(events, took);
+    let started = std::time::Instant::now();
+    let mut tally = Tally::default();
+    match dead_letter::write(state, batch_id, rows, &mut tally).await {
+        Ok(()) => {
+            let stats = &state.stats;
+            stats.written.fetch_add(tally.written, Ordering::Relaxed);
+            stats
+                .batches_written
+                .fetch_add(tally.batches_written, Ordering::Relaxed);
+            stats
+                .batches_duplicate
+                .fetch_add(tally.batches_duplicate, Ordering::Relaxed);
+            if tally.written > 0 {
+                stats.last_flush_ms.store(now_ms(), Ordering::Relaxed);
+                crate::stats::record_flush(tally.written, started.elapsed());
+            }
+            dead_letter::keep_refused(state, tally.refused).await;
             Settled::Written
         }
-        Err(WriteError::Rejected(reason)) => {
-            stats.drop_events(DropReason::Rejected, events);
-            tracing::error!(%batch_id, events, error = %aim_connect::Causes(&reason),
-                "PostgreSQL refused an analytics batch; dropped");
-            Settled::Refused
-        }
-        Err(WriteError::Unavailable(reason)) => {
-            if !stats.database_down.swap(true, Ordering::Relaxed) {
+        Err(reason) => {
+            if !state.stats.database_down.swap(true, Ordering::Relaxed) {
                 tracing::warn!(%batch_id, error = %aim_connect::Causes(&*reason),
                     "database unavailable; spooling analytics to disk");
             }

@@ -22,6 +22,8 @@ fn config(spool: &std::path::Path) -> PipelineConfig {
         spool_dir: spool.to_path_buf(),
         spool_max_bytes: 64 * 1024 * 1024,
         spool_max_age: Duration::from_secs(7 * 86_400),
+        dead_letter_dir: spool.join("dead-letter"),
+        dead_letter_max_bytes: u64::MAX,
         rollups: true,
         nice: 0,
     }
@@ -595,4 +597,103 @@ proptest::proptest! {
             assert_rollups_clean(&db).await;
         });
     }
+}
+
+async fn execute(db: &TestDatabase, sql: &str) {
+    let client = pg(&db.settings()).connect().await.expect("connect");
+    client.batch_execute(sql).await.expect(sql);
+}
+
+/// A trigger on `api_calls` that refuses the rows whose request id is `marker` (`%` for all).
+async fn refuse(db: &TestDatabase, marker: &str) {
+    execute(
+        db,
+        &format!(
+            "CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.request_id LIKE '{marker}' THEN \
+                 RAISE EXCEPTION 'refused by the test trigger: %', NEW.request_id; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_marked BEFORE INSERT ON api_calls \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_marked();"
+        ),
+    )
+    .await;
+}
+
+fn dead_letters(dir: &std::path::Path) -> Vec<SpooledBatch> {
+    let spool = Spool::open(dir, u64::MAX).expect("dead-letter spool");
+    spool
+        .sealed_segments()
+        .expect("segments")
+        .iter()
+        .flat_map(|s| aim_pipeline::spool::read_segment(s).expect("read").batches)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_event_is_dead_lettered_and_the_rest_of_its_batch_is_written() {
+    let db = TestDatabase::create().await;
+    refuse(&db, "req-137").await;
+    let spool = tempfile::tempdir().expect("spool");
+    let pipeline = Pipeline::start(config(spool.path()), pg(&db.settings())).expect("start");
+    let sink = pipeline.sink();
+    let org = Uuid::now_v7();
+    for i in 0..400 {
+        sink.record(event(org, i));
+    }
+    assert_eq!(pipeline.shutdown(deadline()).await, 0);
+    let s = pipeline.stats().snapshot();
+    assert_eq!(
+        (s.written, s.dead_lettered, s.dropped),
+        (399, 1, 0),
+        "{s:?}"
+    );
+    assert!(s.balanced(0), "{s:?}");
+    assert_eq!(
+        s.statement_refused, None,
+        "one bad row is not a wrong statement"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 399);
+    assert_rollups_clean(&db).await;
+    let kept = dead_letters(&spool.path().join("dead-letter"));
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].rows.len(), 1);
+    assert_eq!(kept[0].rows[0].request_id.as_deref(), Some("req-137"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_refused_for_every_row_dead_letters_whole_batches_and_degrades() {
+    let db = TestDatabase::create().await;
+    refuse(&db, "%").await;
+    let spool = tempfile::tempdir().expect("spool");
+    let pipeline = Pipeline::start(config(spool.path()), pg(&db.settings())).expect("start");
+    let sink = pipeline.sink();
+    let org = Uuid::now_v7();
+    for i in 0..300 {
+        sink.record(event(org, i));
+    }
+    assert_eq!(pipeline.shutdown(deadline()).await, 0);
+    let s = pipeline.stats().snapshot();
+    assert_eq!(
+        (s.written, s.dead_lettered, s.dropped),
+        (0, 300, 0),
+        "{s:?}"
+    );
+    let message = s.statement_refused.expect("degraded");
+    assert!(message.contains("refused by the test trigger"), "{message}");
+    assert!(message.contains("SQLSTATE P0001"), "{message}");
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 0);
+    // Whole batches, not single events: one split each at most.
+    let kept = dead_letters(&spool.path().join("dead-letter"));
+    assert_eq!(kept.iter().map(|b| b.rows.len()).sum::<usize>(), 300);
+    assert!(kept.len() <= 3, "{} dead-letter batches", kept.len());
+}
+
+#[tokio::test]
+async fn sub_batch_ids_are_derived_from_the_batch_id() {
+    let parent = Uuid::now_v7();
+    let left = aim_pipeline::dead_letter::sub_batch_id(parent, 0);
+    assert_eq!(left, aim_pipeline::dead_letter::sub_batch_id(parent, 0));
+    assert_ne!(left, aim_pipeline::dead_letter::sub_batch_id(parent, 1));
+    assert_ne!(left, parent);
 }

@@ -58,6 +58,8 @@ async fn the_pipeline_s_threads_and_its_spool_writes_run_at_a_lower_priority() {
             spool_dir: spool.path().to_path_buf(),
             spool_max_bytes: 1 << 20,
             spool_max_age: Duration::from_secs(60),
+            dead_letter_dir: spool.path().join("dead-letter"),
+            dead_letter_max_bytes: u64::MAX,
             rollups: true,
             nice: 5,
         },

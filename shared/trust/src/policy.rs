@@ -15,6 +15,7 @@ pub struct TrustPolicy {
     /// characters.
     #[schema(max_items = 100)]
     pub denied_actions: Vec<String>,
+    #[serde(deserialize_with = "object")]
     pub weights: Weights,
     /// Days of `verify-action` outcomes the verification factor counts (1–90).
     #[schema(minimum = 1, maximum = 90)]
@@ -57,11 +58,13 @@ pub struct TrustPolicy {
     /// The least change of score that is written (0.001–0.5); smaller moves are not history.
     #[schema(minimum = 0.001, maximum = 0.5)]
     pub step: f64,
+    #[serde(deserialize_with = "object")]
     pub auto_verify: AutoVerify,
     /// A pending or verified agent whose score falls below this is suspended; `null` never
     /// suspends by policy.
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub suspend_below: Option<f64>,
+    #[serde(deserialize_with = "object")]
     pub alerts: AlertRules,
 }
 
@@ -102,6 +105,7 @@ pub struct AlertRules {
     /// The score is below this (0–1).
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub score_below: Option<f64>,
+    #[serde(deserialize_with = "optional_object")]
     pub score_drop: Option<ScoreDrop>,
     /// The error-rate factor is below this (0–1).
     #[schema(minimum = 0.0, maximum = 1.0)]
@@ -181,6 +185,37 @@ impl Default for AlertRules {
             volume_below: Some(0.5),
             suspended: true,
         }
+    }
+}
+
+/// A nested part of the policy, only as a JSON object: serde's derive would also take a
+/// struct as an array of its fields in order (`"alerts": [null, null]`), which the published
+/// schema does not allow.
+fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let value = serde_json::Value::deserialize(deserializer)?;
+    if !value.is_object() {
+        return Err(D::Error::custom("expected a JSON object"));
+    }
+    T::deserialize(value).map_err(D::Error::custom)
+}
+
+/// [`object`], or `null`.
+fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let value = serde_json::Value::deserialize(deserializer)?;
+    match value {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Object(_) => T::deserialize(value).map(Some).map_err(D::Error::custom),
+        _ => Err(D::Error::custom("expected a JSON object or null")),
     }
 }
 
@@ -402,6 +437,21 @@ mod tests {
         };
         let fields: Vec<String> = bad.validate().into_iter().map(|i| i.field).collect();
         assert_eq!(fields, ["denied_actions[0]", "denied_actions[1]"]);
+    }
+
+    #[test]
+    fn nested_parts_must_be_objects() {
+        for body in [
+            r#"{"alerts": [null, null]}"#,
+            r#"{"weights": [1, 1, 1, 1, 1]}"#,
+            r#"{"auto_verify": [true]}"#,
+            r#"{"alerts": {"score_drop": [0.2, 24]}}"#,
+        ] {
+            assert!(serde_json::from_str::<TrustPolicy>(body).is_err(), "{body}");
+        }
+        let off: TrustPolicy =
+            serde_json::from_str(r#"{"alerts": {"score_drop": null}}"#).expect("parses");
+        assert_eq!(off.alerts.score_drop, None);
     }
 
     #[test]

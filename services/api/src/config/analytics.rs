@@ -26,6 +26,7 @@ impl AnalyticsConfig {
     pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
     pub const DEFAULT_SPOOL_MAX_AGE_S: u64 = 7 * 24 * 3_600;
     pub const DEFAULT_NICE: u8 = 10;
+    pub const DEFAULT_DEAD_LETTER_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 
     pub(super) fn read(vars: &Vars<'_>, data_dir: &Path) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -47,6 +48,13 @@ impl AnalyticsConfig {
                     "AIM_ANALYTICS_SPOOL_MAX_AGE_S",
                     Self::DEFAULT_SPOOL_MAX_AGE_S,
                 )?),
+                dead_letter_dir: vars
+                    .get("AIM_ANALYTICS_DEAD_LETTER_DIR")
+                    .map_or_else(|| data_dir.join("dead-letter"), Into::into),
+                dead_letter_max_bytes: vars.positive(
+                    "AIM_ANALYTICS_DEAD_LETTER_MAX_BYTES",
+                    Self::DEFAULT_DEAD_LETTER_MAX_BYTES,
+                )?,
                 rollups: true,
                 nice: vars.nice("AIM_ANALYTICS_NICE", Self::DEFAULT_NICE)?,
             },

@@ -77,6 +77,7 @@ fn state(
     let pipeline = config.analytics.enabled.then(|| {
         let mut sizing = config.analytics.pipeline.clone();
         sizing.spool_dir = spool.to_path_buf();
+        sizing.dead_letter_dir = spool.join("dead-letter");
         sizing.flush_after = std::time::Duration::from_millis(20);
         let writers = database.tokio_postgres().expect("TLS settings");
         Arc::new(Pipeline::start(sizing, writers).expect("pipeline"))
