@@ -35,6 +35,11 @@ pub enum Command {
         #[command(subcommand)]
         action: RollupAction,
     },
+    /// The analytics spools of this data folder.
+    Spool {
+        #[command(subcommand)]
+        action: SpoolAction,
+    },
     /// Create an organization and its admin; prints a generated password once when none is
     /// given.
     Bootstrap {
@@ -47,6 +52,31 @@ pub enum Command {
         /// The admin's password (at least 12 characters); generated when omitted.
         #[arg(long)]
         password: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpoolAction {
+    /// Events PostgreSQL refused, kept in AIM_ANALYTICS_DEAD_LETTER_DIR. Takes the folder's
+    /// lock, so it refuses to run beside the service that uses it: stop that replica first.
+    DeadLetter {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterAction {
+    /// Every kept batch: its id, events and when it was kept.
+    List,
+    /// Write every kept batch again (after the fix), exactly once through the batch ledger;
+    /// batches still refused stay. Exits 1 if any is still refused.
+    Replay,
+    /// Delete every kept batch on purpose.
+    Discard {
+        /// Confirms the deletion; without it the command only says what it would delete.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -133,6 +163,9 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             closed?;
             Ok(code)
         }
+        Command::Spool {
+            action: SpoolAction::DeadLetter { action },
+        } => dead_letter(&config, action).await,
         Command::Bootstrap {
             org,
             email,
@@ -143,6 +176,71 @@ pub async fn execute(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let closed = database.close().await;
             result?;
             closed?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn dead_letter(config: &Config, action: DeadLetterAction) -> anyhow::Result<ExitCode> {
+    let dir = &config.analytics.pipeline.dead_letter_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _lock = aim_local_pg::DataDirLock::acquire(dir).with_context(|| {
+        format!(
+            "{} is in use: stop the aim that uses it (each replica has its own) and run this again",
+            dir.display()
+        )
+    })?;
+    match action {
+        DeadLetterAction::List => {
+            let kept = aim_pipeline::dead_letter::list(dir).context("reading the folder")?;
+            for k in &kept {
+                let at = chrono::DateTime::from_timestamp_millis(k.kept_at_ms).unwrap_or_default();
+                println!(
+                    "{}  {} events  kept {}",
+                    k.batch_id,
+                    k.events,
+                    at.to_rfc3339()
+                );
+            }
+            let events: usize = kept.iter().map(|k| k.events).sum();
+            println!(
+                "{} batches, {events} events in {}",
+                kept.len(),
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLetterAction::Replay => {
+            let database = Database::open_shared(config).await?;
+            let client = database.client().await?;
+            let result = aim_pipeline::dead_letter::replay(dir, &client).await;
+            drop(client);
+            let closed = database.close().await;
+            let replayed = result.context("replaying the dead-letter spool")?;
+            closed?;
+            println!(
+                "written {}, already written before {}, still refused {}",
+                replayed.written, replayed.duplicate, replayed.still_refused
+            );
+            Ok(if replayed.still_refused == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        DeadLetterAction::Discard { yes } => {
+            if !yes {
+                let kept = aim_pipeline::dead_letter::list(dir).context("reading the folder")?;
+                let events: usize = kept.iter().map(|k| k.events).sum();
+                println!(
+                    "would delete {} batches, {events} events; add --yes to delete them",
+                    kept.len()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let events = aim_pipeline::dead_letter::discard(dir).context("discarding")?;
+            tracing::warn!(events, dir = %dir.display(), "dead-lettered analytics events discarded by an operator");
+            println!("deleted {events} events");
             Ok(ExitCode::SUCCESS)
         }
     }

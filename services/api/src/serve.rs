@@ -55,6 +55,20 @@ async fn serve_on(
         tracing::warn!(error = %e, "could not create api_calls partitions; the default partition takes the rows meanwhile");
     }
     let jwt_secret = secrets::jwt_secret(config)?;
+    // Held while serving: `aim spool dead-letter` refuses to touch the folder meanwhile.
+    let _dead_letter_lock = if config.analytics.enabled {
+        let dir = &config.analytics.pipeline.dead_letter_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        Some(aim_local_pg::DataDirLock::acquire(dir).with_context(|| {
+            format!(
+                "AIM_ANALYTICS_DEAD_LETTER_DIR={} is in use by another aim; each replica needs \
+                 its own",
+                dir.display()
+            )
+        })?)
+    } else {
+        None
+    };
     let pipeline = if config.analytics.enabled {
         let writers = database
             .settings()

@@ -223,3 +223,112 @@ pub(crate) async fn keep_refused(state: &Arc<State>, refused: Vec<(Uuid, Vec<Cal
         }
     }
 }
+
+/// One batch kept in the dead-letter spool, as `aim spool dead-letter list` shows it.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub segment: std::path::PathBuf,
+    pub batch_id: Uuid,
+    pub events: usize,
+    pub kept_at_ms: i64,
+}
+
+/// Every batch in the dead-letter folder `dir`, oldest first. Run it while no service uses the
+/// folder (`aim spool dead-letter` holds the folder's lock).
+///
+/// # Errors
+/// The folder cannot be read.
+pub fn list(dir: &std::path::Path) -> Result<Vec<Kept>, crate::spool::SpoolError> {
+    let spool = crate::spool::Spool::open(dir, u64::MAX)?;
+    let mut out = Vec::new();
+    for segment in spool.sealed_segments()? {
+        for batch in crate::spool::read_segment(&segment)?.batches {
+            out.push(Kept {
+                segment: segment.clone(),
+                batch_id: batch.batch_id,
+                events: batch.rows.len(),
+                kept_at_ms: batch.spooled_at_ms,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What a replay did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Events committed now.
+    pub written: u64,
+    /// Events of batches the ledger already had (replayed before): not written twice.
+    pub duplicate: u64,
+    /// Events PostgreSQL still refuses: left in the folder.
+    pub still_refused: u64,
+}
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
+    #[error("PostgreSQL: {0}")]
+    Database(String),
+}
+
+/// Writes every kept batch again through the ledger, under the id it was kept with, so a batch
+/// replayed twice is written once. A segment whose batches are all written (or already were) is
+/// deleted; one with a batch PostgreSQL still refuses is left whole for the next attempt.
+///
+/// # Errors
+/// The folder cannot be read, or the database cannot be reached.
+pub async fn replay(
+    dir: &std::path::Path,
+    client: &tokio_postgres::Client,
+) -> Result<Replayed, ReplayError> {
+    let statements = crate::transaction::Statements::prepare(client)
+        .await
+        .map_err(|e| ReplayError::Database(postgres_message(&e)))?;
+    let spool = crate::spool::Spool::open(dir, u64::MAX)?;
+    let mut out = Replayed::default();
+    for segment in spool.sealed_segments()? {
+        let mut keep = false;
+        for batch in crate::spool::read_segment(&segment)?.batches {
+            let n = batch.rows.len() as u64;
+            match crate::transaction::write_batch(client, &statements, batch.batch_id, &batch.rows)
+                .await
+            {
+                Ok(Outcome::Written) => out.written += n,
+                Ok(Outcome::Duplicate) => out.duplicate += n,
+                Err(WriteError::Rejected(e)) => {
+                    tracing::warn!(batch_id = %batch.batch_id, events = n, error = %postgres_message(&e), "still refused; kept");
+                    out.still_refused += n;
+                    keep = true;
+                }
+                Err(WriteError::Unavailable(e)) => {
+                    return Err(ReplayError::Database(e.to_string()));
+                }
+            }
+        }
+        if !keep {
+            spool.remove(&segment)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes every kept batch on purpose; returns the events deleted.
+///
+/// # Errors
+/// The folder cannot be read or a file deleted.
+pub fn discard(dir: &std::path::Path) -> Result<u64, crate::spool::SpoolError> {
+    let spool = crate::spool::Spool::open(dir, u64::MAX)?;
+    let mut events = 0;
+    for segment in spool.sealed_segments()? {
+        events += crate::spool::read_segment(&segment)?
+            .batches
+            .iter()
+            .map(|b| b.rows.len() as u64)
+            .sum::<u64>();
+        spool.remove(&segment)?;
+    }
+    Ok(events)
+}

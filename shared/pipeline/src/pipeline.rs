@@ -104,6 +104,10 @@ pub struct PipelineStatus {
     pub spool_bytes: u64,
     pub events_written: u64,
     pub events_dropped: u64,
+    pub events_dead_lettered: u64,
+    /// PostgreSQL's own message while it refuses the batch statement itself; `state` is then
+    /// `degraded`.
+    pub statement_refused: Option<String>,
     /// `None` until the first batch is written.
     pub last_flush_age_ms: Option<i64>,
 }
@@ -234,6 +238,8 @@ impl Pipeline {
             "stopping"
         } else if s.database_down {
             "spooling"
+        } else if s.statement_refused.is_some() {
+            "degraded"
         } else if s.in_spool > 0 {
             "replaying"
         } else {
@@ -245,6 +251,8 @@ impl Pipeline {
             spool_bytes: s.spool_bytes,
             events_written: s.written,
             events_dropped: s.dropped,
+            events_dead_lettered: s.dead_lettered,
+            statement_refused: s.statement_refused,
             last_flush_age_ms: (s.last_flush_ms > 0).then(|| now_ms() - s.last_flush_ms),
         }
     }

@@ -687,6 +687,70 @@ async fn a_statement_refused_for_every_row_dead_letters_whole_batches_and_degrad
     let kept = dead_letters(&spool.path().join("dead-letter"));
     assert_eq!(kept.iter().map(|b| b.rows.len()).sum::<usize>(), 300);
     assert!(kept.len() <= 3, "{} dead-letter batches", kept.len());
+
+    // Replayed while still refused: kept. After the fix: every call exactly once, and a second
+    // replay finds nothing.
+    let dir = spool.path().join("dead-letter");
+    let client = pg(&db.settings()).connect().await.expect("connect");
+    let early = aim_pipeline::dead_letter::replay(&dir, &client)
+        .await
+        .expect("replay");
+    assert_eq!((early.written, early.still_refused), (0, 300));
+    execute(&db, "DROP TRIGGER refuse_marked ON api_calls").await;
+    let listed = aim_pipeline::dead_letter::list(&dir).expect("list");
+    assert_eq!(listed.iter().map(|k| k.events).sum::<usize>(), 300);
+    let replayed = aim_pipeline::dead_letter::replay(&dir, &client)
+        .await
+        .expect("replay");
+    assert_eq!(replayed.written, 300);
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 300);
+    assert_rollups_clean(&db).await;
+    let again = aim_pipeline::dead_letter::replay(&dir, &client)
+        .await
+        .expect("replay");
+    assert_eq!(again, aim_pipeline::dead_letter::Replayed::default());
+    assert!(
+        aim_pipeline::dead_letter::list(&dir)
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_a_kept_batch_already_written_is_not_written_twice() {
+    let db = TestDatabase::create().await;
+    refuse(&db, "req-7").await;
+    let spool = tempfile::tempdir().expect("spool");
+    let pipeline = Pipeline::start(config(spool.path()), pg(&db.settings())).expect("start");
+    let sink = pipeline.sink();
+    let org = Uuid::now_v7();
+    for i in 0..20 {
+        sink.record(event(org, i));
+    }
+    assert_eq!(pipeline.shutdown(deadline()).await, 0);
+    execute(&db, "DROP TRIGGER refuse_marked ON api_calls").await;
+    let dir = spool.path().join("dead-letter");
+    // A copy of the folder replayed after the original: the ledger has the batch.
+    let copy = tempfile::tempdir().expect("copy");
+    for entry in std::fs::read_dir(&dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, copy.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let client = pg(&db.settings()).connect().await.expect("connect");
+    let first = aim_pipeline::dead_letter::replay(&dir, &client)
+        .await
+        .expect("replay");
+    let second = aim_pipeline::dead_letter::replay(copy.path(), &client)
+        .await
+        .expect("replay");
+    assert_eq!((first.written, second.written, second.duplicate), (1, 0, 1));
+    assert_eq!(count(&db, "SELECT count(*) FROM api_calls").await, 20);
+    assert_eq!(
+        aim_pipeline::dead_letter::discard(copy.path()).expect("discard"),
+        0
+    );
 }
 
 #[tokio::test]

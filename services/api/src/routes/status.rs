@@ -33,12 +33,18 @@ struct Services {
 /// The analytics pipeline, when enabled.
 #[derive(Debug, Serialize, ToSchema)]
 struct Pipeline {
-    /// `running`, `spooling` (database unreachable), `replaying`, `stopping` or `disabled`.
+    /// `running`, `spooling` (database unreachable), `replaying`, `degraded` (PostgreSQL
+    /// refuses the batch statement itself: batches go to the dead-letter spool), `stopping` or
+    /// `disabled`.
     state: &'static str,
     queue_depth: usize,
     spool_bytes: u64,
     events_written: u64,
     events_dropped: u64,
+    /// Events PostgreSQL refused, kept in the dead-letter spool (docs/operations.md).
+    events_dead_lettered: u64,
+    /// PostgreSQL's own message while the pipeline is `degraded`; null otherwise.
+    statement_refused: Option<String>,
     /// Milliseconds since the last batch was committed; null before the first.
     last_flush_age_ms: Option<i64>,
 }
@@ -58,8 +64,11 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
         },
         Err(_) => false,
     };
+    let refused = state
+        .pipeline()
+        .is_some_and(|p| p.status().statement_refused.is_some());
     Json(Status {
-        status: if database_ok {
+        status: if database_ok && !refused {
             "operational"
         } else {
             "degraded"
@@ -81,6 +90,8 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
                 spool_bytes: 0,
                 events_written: 0,
                 events_dropped: 0,
+                events_dead_lettered: 0,
+                statement_refused: None,
                 last_flush_age_ms: None,
             },
             |p| {
@@ -91,6 +102,8 @@ async fn status(State(state): State<AppState>) -> Json<Status> {
                     spool_bytes: s.spool_bytes,
                     events_written: s.events_written,
                     events_dropped: s.events_dropped,
+                    events_dead_lettered: s.events_dead_lettered,
+                    statement_refused: s.statement_refused,
                     last_flush_age_ms: s.last_flush_age_ms,
                 }
             },

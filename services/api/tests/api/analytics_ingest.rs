@@ -358,3 +358,51 @@ async fn last_active_moves_with_the_agent_s_calls() {
         .clone();
     assert_eq!(last_active(&entry), Some(at), "{entry}");
 }
+
+/// PostgreSQL refusing every row (a trigger here; a bad deploy's schema in real life): the
+/// calls are kept in the dead-letter spool, not dropped, and the status page says the pipeline
+/// is degraded with PostgreSQL's own message.
+#[tokio::test]
+async fn a_refused_statement_dead_letters_the_calls_and_the_status_says_why() {
+    let app = TestApp::spawn().await;
+    let (_admin, agent, key) = app.cached_key().await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_all() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'analytics are frozen for the test'; END $$; \
+         CREATE TRIGGER refuse_all BEFORE INSERT ON api_calls \
+             FOR EACH ROW EXECUTE FUNCTION refuse_all();",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("trigger");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        for _ in 0..3 {
+            app.get_as(&format!("/api/v1/agents/{agent}"), &key).await;
+        }
+        let status = app.get("/api/v1/status").await;
+        if status.body["pipeline"]["state"] == "degraded" {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", status.body);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.body["status"], "degraded");
+    let message = status.body["pipeline"]["statement_refused"]
+        .as_str()
+        .expect("the database's message")
+        .to_owned();
+    assert!(
+        message.contains("analytics are frozen for the test"),
+        "{message}"
+    );
+    assert!(status.body["pipeline"]["events_dead_lettered"].as_u64() > Some(0));
+    let stats = app.drain().await;
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert!(stats.balanced(0), "{stats:?}");
+    assert_eq!(
+        stats.written + stats.dead_lettered,
+        stats.enqueued,
+        "{stats:?}"
+    );
+}
