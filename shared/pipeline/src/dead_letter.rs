@@ -207,14 +207,11 @@ pub(crate) async fn keep_refused(state: &Arc<State>, refused: Vec<(Uuid, Vec<Cal
             spool.seal();
             Ok::<_, std::io::Error>(())
         })
-        .await;
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match appended {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 state.stats.dead_lettered.fetch_add(n, Ordering::Relaxed);
-            }
-            Ok(Err(e)) => {
-                state.stats.drop_events(DropReason::Rejected, n);
-                tracing::error!(%batch_id, events = n, error = %e, "could not keep refused analytics events in the dead-letter spool; dropped");
             }
             Err(e) => {
                 state.stats.drop_events(DropReason::Rejected, n);

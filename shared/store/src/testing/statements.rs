@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use aim_connect::DatabaseSettings;
-use aim_local_pg::{ClusterOptions, LocalCluster, ShutdownMode};
+use aim_local_pg::{LocalCluster, ShutdownMode};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::MIGRATOR;
@@ -24,22 +24,7 @@ impl StatementsCluster {
     /// Starts the cluster with `pg_stat_statements` loaded, creates and migrates the database,
     /// then forgets every statement seen so far (the migrations').
     pub async fn start() -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::Builder::new()
-            .prefix("aim-statements-")
-            .tempdir_in(std::env::temp_dir())
-            .expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        let cluster = LocalCluster::start(&ClusterOptions {
-            data_dir: dir.path().join("pg-data"),
-            tcp_port: None,
-            database: "postgres".into(),
-            path_var: std::env::var_os("PATH"),
-            niceness: None,
-        })
-        .await
-        .expect("a private cluster");
+        let (cluster, dir) = super::private_cluster("aim-statements-", None).await;
         let admin = DatabaseSettings::from_url(&cluster.admin_url()).expect("admin URL");
         let mut conn = admin.sqlx_options().connect().await.expect("admin");
         for sql in [

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aim_connect::{DatabaseSettings, Host, SslMode};
-use aim_local_pg::{ClusterOptions, LocalCluster, ShutdownMode};
+use aim_local_pg::{LocalCluster, ShutdownMode};
 use secrecy::SecretString;
 use sqlx::{ConnectOptions, Connection};
 
@@ -61,28 +61,12 @@ impl TlsCluster {
     /// Starts the cluster on a free port of `127.0.0.1`, creates the role `aim` with
     /// `password` and its migrated database `aim`.
     pub async fn start(password: &str, plain: PlainTcp) -> Self {
-        use std::os::unix::fs::PermissionsExt;
         aim_connect::install_crypto_provider();
-        // Under the system temporary folder, open to the `postgres` user when run as root.
-        let dir = tempfile::Builder::new()
-            .prefix("aim-tls-")
-            .tempdir_in(std::env::temp_dir())
-            .expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let cluster = LocalCluster::start(&ClusterOptions {
-            data_dir: dir.path().join("pg-data"),
-            tcp_port: Some(port),
-            database: "postgres".into(),
-            path_var: std::env::var_os("PATH"),
-            niceness: None,
-        })
-        .await
-        .expect("a private cluster");
+        let (cluster, dir) = super::private_cluster("aim-tls-", Some(port)).await;
 
         let admin = DatabaseSettings::from_url(&cluster.admin_url()).expect("admin URL");
         let mut conn = admin
